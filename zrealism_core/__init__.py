@@ -1,0 +1,47 @@
+"""Z-Realism core: framework-independent (no ComfyUI imports anywhere in this package).
+
+Public functions are imported lazily, so `import zrealism_core` stays cheap (no torch at import).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    "ZRealismError": "errors",
+    "InputError": "errors",
+    "ModelFileError": "errors",
+    "CancelledError": "errors",
+    "prepare_white_background": "prep",
+    "PrepResult": "prep",
+    "analyze": "analyze",
+    "Analysis": "analyze",
+    "RecommendedParams": "analyze",
+    "evaluate": "evaluate",
+    "evaluate_video": "evaluate",
+    "FidelityReport": "evaluate",
+    "load_pipeline": "engine",
+    "transform": "engine",
+    "TransformResult": "engine",
+    "animate": "animate",
+    "write_video": "video",
+    "read_video": "video",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zrealism_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return __all__
