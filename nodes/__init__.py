@@ -7,6 +7,11 @@ import logging
 log = logging.getLogger("zrealism")
 
 _NODE_MODULES = [
+    "white_background_prep",
+    "heuristic_analyzer",
+    "fidelity_evaluator",
+    "model_loader",
+    "dual_controlnet_sampler",
 ]
 
 NODE_CLASS_MAPPINGS: dict = {}

@@ -146,6 +146,47 @@ def resolve_model(folder: str, name: str) -> Optional[str]:
         return None
 
 
+ANNOTATOR_FOLDER = "zrealism_annotators"
+
+
+def annotator_dirs() -> List[str]:
+    """Folders the control-map detectors search, in this order (zrealism_core.annotators walks each):
+
+    1. ComfyUI's `zrealism_annotators` model folder(s) (models/zrealism_annotators/ plus any
+       extra_model_paths.yaml entries), listed even when missing so the error says where to create it;
+    2. comfyui_controlnet_aux's checkpoint folder, when that pack is installed: $AUX_ANNOTATOR_CKPTS_PATH
+       if set, and the `ckpts/` folder of a comfyui_controlnet_aux folder under custom_nodes
+       (it keeps files as ckpts/<hf repo id>/<file>), so users of that pack need no second copy.
+    """
+    register_model_folder(ANNOTATOR_FOLDER, extensions=(".safetensors", ".pt", ".pth", ".json"))
+    dirs: List[str] = list(folder_locations(ANNOTATOR_FOLDER))
+    aux_env = os.environ.get("AUX_ANNOTATOR_CKPTS_PATH", "").strip()
+    if aux_env and os.path.isdir(aux_env):
+        dirs.append(aux_env)
+    custom_nodes = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]  # the folder holding this pack
+    if folder_paths is not None:
+        try:
+            custom_nodes.extend(folder_paths.get_folder_paths("custom_nodes"))
+        except KeyError:
+            pass
+    for parent in custom_nodes:
+        try:
+            entries = sorted(os.listdir(parent))
+        except OSError:
+            continue
+        for entry in entries:
+            # The git clone is comfyui_controlnet_aux; ComfyUI-Manager/zip installs may vary the case or add -main.
+            if entry.lower().replace("-", "_").startswith("comfyui_controlnet_aux"):
+                ckpts = os.path.join(parent, entry, "ckpts")
+                if os.path.isdir(ckpts):
+                    dirs.append(ckpts)
+    unique: List[str] = []
+    for d in dirs:
+        if os.path.normcase(os.path.abspath(d)) not in {os.path.normcase(os.path.abspath(u)) for u in unique}:
+            unique.append(d)
+    return unique
+
+
 def output_directory() -> str:
     if folder_paths is not None:
         return folder_paths.get_output_directory()
@@ -174,3 +215,129 @@ def interrupted() -> bool:
     if model_management is None:
         return False
     return bool(model_management.processing_interrupted())
+
+
+# ---------------------------------------------------------------- engine: device, dtype, memory (H-engine)
+#
+# Our diffusers modules are plain torch modules; ComfyUI's memory manager can only evict or make
+# room for models it tracks, so each one is wrapped in a ModelPatcher and loaded with
+# load_models_gpu before sampling (never by patching ComfyUI itself).
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DEVICES = ("auto", "cpu")
+DIFFUSERS_PREFIX = "[diffusers] "
+
+
+def engine_device_dtype(device: str = "auto", precision: str = "auto") -> tuple:
+    """(device, dtype) for load_pipeline: ComfyUI's choice inside ComfyUI (it honours --cpu,
+    --force-fp16 ...), the core's own policy ("auto") outside."""
+    if model_management is None:
+        return device, precision
+    torch = _torch()
+    dev = torch.device("cpu") if device == "cpu" else model_management.get_torch_device()
+    if precision != "auto":
+        return dev, precision
+    if model_management.is_device_cpu(dev):
+        return dev, torch.float32
+    if model_management.should_use_fp16(dev):
+        return dev, torch.float16
+    if model_management.should_use_bf16(dev):
+        return dev, torch.bfloat16
+    return dev, torch.float32
+
+
+def list_base_models() -> List[str]:
+    """Checkpoint files plus diffusers folders (marked with a prefix) for the loader's combo."""
+    names = list_models("checkpoints")
+    for folder in _diffusers_folders():
+        names.append(DIFFUSERS_PREFIX + folder)
+    return names
+
+
+def _diffusers_folders() -> List[str]:
+    found: List[str] = []
+    for root_dir in folder_locations("diffusers"):
+        if not os.path.isdir(root_dir):
+            continue
+        for root, _dirs, files in os.walk(root_dir, followlinks=True):
+            if "model_index.json" in files:
+                found.append(os.path.relpath(root, root_dir).replace(os.sep, "/"))
+    return sorted(set(found))
+
+
+def resolve_base_model(name: str) -> Optional[str]:
+    """Full path of a checkpoint file or a `[diffusers] folder` entry, or None."""
+    if name.startswith(DIFFUSERS_PREFIX):
+        rel = name[len(DIFFUSERS_PREFIX):]
+        for root_dir in folder_locations("diffusers"):
+            path = os.path.join(root_dir, rel)
+            if os.path.isfile(os.path.join(path, "model_index.json")):
+                return path
+        return None
+    return resolve_model("checkpoints", name)
+
+
+class _Holder:  # built lazily: torch must not be imported when this module loads
+    cls: Any = None
+
+
+def _holder(module: Any) -> Any:
+    """A plain nn.Module around a diffusers/transformers model. ModelPatcher writes `.device` and
+    bookkeeping attributes on the object it manages; diffusers models have a read-only `.device`."""
+    if _Holder.cls is None:
+        torch = _torch()
+
+        class ZRealismModule(torch.nn.Module):
+            def __init__(self, inner: Any) -> None:
+                super().__init__()
+                self.inner = inner
+
+        _Holder.cls = ZRealismModule
+    return _Holder.cls(module)
+
+
+def engine_patchers(pipe: Any) -> List[Any]:
+    """One ModelPatcher per module of a ZRealismPipeline (UNet, both ControlNets, VAE, text encoder);
+    made once and kept on the pipeline, so ComfyUI tracks the same objects across runs."""
+    patchers = pipe.extras.get("comfy_patchers")
+    if patchers is not None:
+        return patchers
+    import comfy.model_patcher as model_patcher  # type: ignore  # only called inside ComfyUI (or fakes)
+
+    load_device = pipe.home_device
+    offload_device = model_management.unet_offload_device() if model_management is not None else _torch().device("cpu")
+    patchers = [
+        model_patcher.ModelPatcher(_holder(m), load_device=load_device, offload_device=offload_device)
+        for m in pipe.modules().values()
+    ]
+    pipe.extras["comfy_patchers"] = patchers
+    return patchers
+
+
+def engine_prepare(pipe: Any) -> Optional[Callable[[Any], None]]:
+    """The `prepare(attempt)` for zrealism_core.engine.transform inside ComfyUI (None outside).
+
+    First attempt: ComfyUI loads our modules (evicting other models if needed) with load_models_gpu.
+    Fallback attempts (after an out-of-memory): ComfyUI unloads everything it holds (ours included,
+    so its bookkeeping stays true), then the core places the models (CPU offload, or CPU fp32).
+    """
+    if model_management is None:
+        return None
+
+    def prepare(attempt: Any) -> None:
+        first = not attempt.offload and attempt.device == pipe.home_device and attempt.dtype == pipe.home_dtype
+        if first:
+            pipe.restore(attempt)  # drops offload hooks of an earlier fallback; no-op otherwise
+            model_management.load_models_gpu(engine_patchers(pipe), force_full_load=True)
+            return
+        model_management.unload_all_models()
+        model_management.soft_empty_cache()
+        pipe.place(attempt)
+
+    return prepare
+
+
+def check_interrupted() -> None:
+    """Raise ComfyUI's own interrupt exception if the user pressed Cancel (before heavy work)."""
+    if model_management is not None:
+        model_management.throw_exception_if_processing_interrupted()

@@ -15,6 +15,12 @@ from .errors import CancelledError, ZRealismError
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func=handler(args) -> int`.
 _COMMANDS = [
+    "prep",
+    "analyze",
+    "evaluate",
+    "transform",
+    "run",
+    "selftest",
 ]
 
 

@@ -71,14 +71,16 @@ def to_float_array(image: ImageLike, *, name: str = "image") -> np.ndarray:
         out = arr.astype(np.float32)
     elif np.issubdtype(arr.dtype, np.floating):
         out = arr.astype(np.float32)
-        if not np.all(np.isfinite(out)):
+        lo, hi = float(out.min()), float(out.max())  # NaN propagates into min/max; inf shows in them
+        if not (np.isfinite(lo) and np.isfinite(hi)):
             raise InputError(f"{name} contains NaN or infinite values; fix the upstream node or file.")
-        if out.min() < -1e-3 or out.max() > 1.0 + 1e-3:
+        if lo < -1e-3 or hi > 1.0 + 1e-3:
             raise InputError(
-                f"{name} has float values outside 0..1 (min {out.min():.3g}, max {out.max():.3g}); "
+                f"{name} has float values outside 0..1 (min {lo:.3g}, max {hi:.3g}); "
                 "scale it to 0..1 first."
             )
-        out = np.clip(out, 0.0, 1.0)
+        if lo < 0.0 or hi > 1.0:
+            out = np.clip(out, 0.0, 1.0)
     elif np.issubdtype(arr.dtype, np.integer):
         if arr.min() < 0 or arr.max() > 255:
             raise InputError(f"{name} has integer values outside 0..255; pass uint8, uint16 or float 0..1.")

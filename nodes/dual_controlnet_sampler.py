@@ -1,0 +1,145 @@
+"""ZRealism_DualControlNetSampler: drawing -> photo with SD1.5 img2img + depth and OpenPose ControlNets
+(core: zrealism_core.engine.transform)."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+from . import bridge
+from ..zrealism_core.errors import InputError
+from ..zrealism_core.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
+
+# widgets a connected ZREALISM_PARAMS replaces (RecommendedParams field -> input names)
+PARAMS_OVERRIDE = {
+    "depth_scale": ("depth_scale",),
+    "pose_scale": ("pose_scale",),
+    "denoise": ("denoise",),
+    "steps": ("steps",),
+    "cfg": ("cfg",),
+    "control_end": ("depth_end", "pose_end"),
+}
+
+
+def apply_params(values: Dict[str, Any], params: Any) -> Dict[str, Any]:
+    """The widget values with those a connected ZREALISM_PARAMS carries replaced (see PARAMS_OVERRIDE)."""
+    if params is None:
+        return values
+    out = dict(values)
+    for field_name, inputs in PARAMS_OVERRIDE.items():
+        value = getattr(params, field_name, None)
+        if value is None and isinstance(params, dict):
+            value = params.get(field_name)
+        if value is None:
+            continue
+        for name in inputs:
+            out[name] = int(value) if name == "steps" else float(value)
+    return out
+
+
+def _float(default: float, lo: float, hi: float, step: float, tooltip: str) -> tuple:
+    return ("FLOAT", {"default": default, "min": lo, "max": hi, "step": step, "tooltip": tooltip})
+
+
+class ZRealism_DualControlNetSampler:
+    DESCRIPTION = (
+        "Turn a prepared drawing into a photo: SD1.5 img2img at medium denoise, guided by a depth ControlNet "
+        "(keeps geometry) and an OpenPose ControlNet (keeps the pose). Depth and pose maps are detected from the "
+        "image unless you connect your own. Optional colour lock pulls the result's colours toward the drawing "
+        "on the masked character. A batch of images gives a batch of results (image i uses seed + i)."
+    )
+    CATEGORY = bridge.CATEGORY
+    FUNCTION = "sample"
+    RETURN_TYPES = ("IMAGE", "IMAGE", "IMAGE")
+    RETURN_NAMES = ("image", "depth_map", "pose_map")
+    OUTPUT_TOOLTIPS = (
+        "The photorealistic result, the input's size rounded to multiples of 8.",
+        "The depth map that guided it (detected, or the one you connected, resized).",
+        "The OpenPose map that guided it (detected, or the one you connected, resized).",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        override = " Replaced by the connected params input, if any."
+        return {
+            "required": {
+                "pipe": ("ZREALISM_PIPE", {"tooltip": "The pipeline from Z-Realism Model Loader."}),
+                "image": ("IMAGE", {"tooltip": "The prepared drawing (ideally the character on white, from White Background Prep). A batch runs image by image."}),
+                "prompt": ("STRING", {"multiline": True, "default": "",
+                                      "tooltip": "What the photo should show (e.g. from Heuristic Analyzer's positive output)."}),
+                "negative": ("STRING", {"multiline": True, "default": "",
+                                        "tooltip": "What to avoid (e.g. 'cartoon, drawing, lowres')."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                                 "tooltip": "Noise seed; the same seed and settings give the same image. Image i of a batch uses seed + i."}),
+                "steps": ("INT", {"default": 25, "min": 1, "max": 150,
+                                  "tooltip": "Sampling steps of the full schedule; img2img runs int(steps x denoise) of them." + override}),
+                "cfg": _float(7.0, 0.0, 30.0, 0.1, "How strongly the prompt steers (classifier-free guidance); 1 or less turns it off." + override),
+                "denoise": _float(0.55, 0.01, 1.0, 0.01, "How much of the drawing is repainted: 0.4 keeps it close, 0.7 gives more realism." + override),
+                "depth_scale": _float(0.7, 0.0, 2.0, 0.05, "Strength of the depth ControlNet (geometry); 0 turns it off." + override),
+                "pose_scale": _float(0.7, 0.0, 2.0, 0.05, "Strength of the OpenPose ControlNet (pose); 0 turns it off." + override),
+                "depth_start": _float(0.0, 0.0, 1.0, 0.01, "Fraction of the schedule at which the depth ControlNet starts acting."),
+                "depth_end": _float(1.0, 0.0, 1.0, 0.01, "Fraction of the schedule at which the depth ControlNet stops (end <= start turns it off)." + override.replace("Replaced", "Replaced (control_end)")),
+                "pose_start": _float(0.0, 0.0, 1.0, 0.01, "Fraction of the schedule at which the OpenPose ControlNet starts acting."),
+                "pose_end": _float(1.0, 0.0, 1.0, 0.01, "Fraction of the schedule at which the OpenPose ControlNet stops (end <= start turns it off)." + override.replace("Replaced", "Replaced (control_end)")),
+                "scheduler": (list(SCHEDULER_NAMES), {"default": DEFAULT_SCHEDULER,
+                                                       "tooltip": "Sampler: dpmpp_2m_karras (good at 20-30 steps), euler, euler_ancestral, dpmpp_2m, ddim, unipc."}),
+                "color_lock": _float(0.0, 0.0, 1.0, 0.05, "Colour lock strength: pulls the result's colours (LAB mean/spread) toward the drawing's "
+                                     "inside the mask, countering img2img's saturation loss. 0 = off, 1 = full."),
+            },
+            "optional": {
+                "mask": ("MASK", {"tooltip": "Character mask (1 = character), e.g. from White Background Prep; limits the colour lock to the character. One mask for all images or one per image."}),
+                "depth_map": ("IMAGE", {"tooltip": "Your own depth map (e.g. from another preprocessor pack); skips depth detection. One for all images or one per image."}),
+                "pose_map": ("IMAGE", {"tooltip": "Your own OpenPose map; skips pose detection. One for all images or one per image."}),
+                "params": ("ZREALISM_PARAMS", {"tooltip": "Recommendations from Heuristic Analyzer. When connected they REPLACE the widgets "
+                                                         "steps, cfg, denoise, depth_scale, pose_scale and depth_end/pose_end (its control_end); "
+                                                         "disconnect it to use the widget values."}),
+            },
+        }
+
+    def sample(self, pipe: Any, image: Any, prompt: str, negative: str, seed: int, steps: int, cfg: float,
+               denoise: float, depth_scale: float, pose_scale: float, depth_start: float, depth_end: float,
+               pose_start: float, pose_end: float, scheduler: str, color_lock: float,
+               mask: Any = None, depth_map: Any = None, pose_map: Any = None, params: Any = None) -> Tuple[Any, Any, Any]:
+        from ..zrealism_core.engine import ZRealismPipeline, transform
+        from ..zrealism_core.runtime import expected_steps
+
+        if not isinstance(pipe, ZRealismPipeline):
+            raise InputError("pipe must come from Z-Realism Model Loader.")
+        v = apply_params(dict(steps=steps, cfg=cfg, denoise=denoise, depth_scale=depth_scale, pose_scale=pose_scale,
+                              depth_end=depth_end, pose_end=pose_end), params)
+        images = bridge.image_to_numpy(image)
+        batch = len(images)
+        masks = bridge.mask_to_numpy(mask) if mask is not None else None
+        depths = bridge.image_to_numpy(depth_map) if depth_map is not None else None
+        poses = bridge.image_to_numpy(pose_map) if pose_map is not None else None
+        for name, items in (("mask", masks), ("depth_map", depths), ("pose_map", poses)):
+            if items is not None:
+                bridge.check_batch(name, items, batch)
+
+        per_image = max(expected_steps(int(v["steps"]), float(v["denoise"])), 1)
+        progress = bridge.progress_callback(batch * per_image)
+        prepare = bridge.engine_prepare(pipe)
+        bridge.check_interrupted()
+        results, dmaps, pmaps = [], [], []
+        for i, img in enumerate(images):
+            def callback(step: int, total: int, i: int = i) -> None:
+                progress(i * per_image + step, batch * per_image)
+
+            r = transform(
+                pipe, img,
+                mask=bridge.pick(masks, i) if masks is not None else None,
+                depth_map=bridge.pick(depths, i) if depths is not None else None,
+                pose_map=bridge.pick(poses, i) if poses is not None else None,
+                prompt=prompt, negative=negative, seed=int(seed) + i,
+                steps=int(v["steps"]), cfg=float(v["cfg"]), denoise=float(v["denoise"]),
+                depth_scale=float(v["depth_scale"]), pose_scale=float(v["pose_scale"]),
+                depth_start=float(depth_start), depth_end=float(v["depth_end"]),
+                pose_start=float(pose_start), pose_end=float(v["pose_end"]),
+                scheduler=scheduler, color_lock=float(color_lock), callback=callback, prepare=prepare,
+            )
+            results.append(r.image)
+            dmaps.append(r.depth_map)
+            pmaps.append(r.pose_map)
+        return bridge.numpy_to_image(results), bridge.numpy_to_image(dmaps), bridge.numpy_to_image(pmaps)
+
+
+NODE_CLASS_MAPPINGS = {"ZRealism_DualControlNetSampler": ZRealism_DualControlNetSampler}
+NODE_DISPLAY_NAME_MAPPINGS = {"ZRealism_DualControlNetSampler": "Z-Realism Dual ControlNet Sampler"}

@@ -1,0 +1,89 @@
+"""ZRealism_FidelityEvaluator: fidelity and realism scores plus a panel (core: zrealism_core.evaluate)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from . import bridge
+from ..zrealism_core.errors import InputError
+from ..zrealism_core.evaluate import SCORE_NAMES, evaluate, evaluate_video
+from ..zrealism_core.panel import render_panel
+
+
+class ZRealism_FidelityEvaluator:
+    DESCRIPTION = (
+        "Scores how faithful a photoreal result is to its source drawing, each 0..1 (1 = perfect), on the character only: "
+        "silhouette (mask IoU + boundary F, DAVIS J&F), edge (correlation of smoothed Laplacian-of-Gaussian edge maps), "
+        "color (CIEDE2000 after a low-pass), palette (dominant colours matched), texture_realism (no-reference "
+        "natural-scene statistics: photo-like texture vs flat fills, plastic smoothing and blur) and, for a batch = the "
+        "frames of a clip, temporal (optical-flow warping error + luminance flicker). overall = geometric mean of "
+        "silhouette, edge, color, texture_realism (and temporal). Also outputs a JSON report and a panel image; the "
+        "scores are shown on the node and stored in the prompt history (/history) for API clients."
+    )
+    CATEGORY = bridge.CATEGORY
+    FUNCTION = "evaluate"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("FLOAT",) * len(SCORE_NAMES) + ("STRING", "IMAGE")
+    RETURN_NAMES = SCORE_NAMES + ("report", "panel")
+    OUTPUT_TOOLTIPS = (
+        "Geometric mean of the gating scores (silhouette, edge, color, texture_realism, and temporal for a clip).",
+        "Shape/pose kept: mean of mask IoU and boundary F-measure between source and result characters.",
+        "Line structure kept: Pearson correlation of smoothed |LoG| edge maps on the character (0 if unrelated).",
+        "Colour kept: mean CIEDE2000 after a low-pass, on the character, mapped to 0..1 (5 dE -> 1, 25 dE -> 0).",
+        "Dominant colours kept: k-means palettes matched by the Hungarian method on CIEDE2000 (reported, not gated).",
+        "Photo-like texture of the result, no reference: natural-scene statistics; flat fills, plastic smoothing, blur score low.",
+        "Clip only: temporal consistency from optical-flow warping error and luminance flicker; 1.0 for a single image.",
+        "The full report as JSON: scores, per-frame scores for a clip, diagnostics (colour cast, brightness shift, ...), notes.",
+        "Panel: source | result | edge overlay (source red, result cyan) | colour-difference heat map | score bars.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "source": ("IMAGE", {"tooltip": "The source drawing (ideally the White Background Prep output). One image for "
+                                                "all result frames, or one per frame."}),
+                "result": ("IMAGE", {"tooltip": "The photoreal result. A batch is read as the frames of a clip: per-frame "
+                                                "scores plus temporal consistency. Resized to the source size if it differs."}),
+            },
+            "optional": {
+                "mask": ("MASK", {"tooltip": "Character mask of the SOURCE, 1 = character (e.g. the White Background Prep mask "
+                                             "output). Load Image's mask is the opposite (1 = transparent): invert it first. "
+                                             "Unconnected: the near-white background touching the border is detected."}),
+                "result_mask": ("MASK", {"tooltip": "Character mask of the RESULT, 1 = character; one for all frames or one per "
+                                                    "frame. Unconnected: detected like the source's."}),
+            },
+        }
+
+    def evaluate(self, source, result, mask: Optional[Any] = None, result_mask: Optional[Any] = None):
+        sources = bridge.image_to_numpy(source)
+        frames = bridge.image_to_numpy(result)
+        bridge.check_batch("source", sources, len(frames))
+        src_masks = bridge.mask_to_numpy(mask) if mask is not None else None
+        if src_masks is not None and len(src_masks) != 1:
+            if len(sources) == 1 or len(src_masks) != len(sources):
+                raise InputError(f"mask has a batch of {len(src_masks)}; connect one mask for the source image.")
+        res_masks = bridge.mask_to_numpy(result_mask) if result_mask is not None else None
+        if res_masks is not None:
+            bridge.check_batch("result_mask", res_masks, len(frames))
+
+        if len(frames) == 1 and len(sources) == 1:
+            report = evaluate(sources[0], frames[0], src_masks[0] if src_masks else None,
+                              result_mask=res_masks[0] if res_masks else None)
+            temporal = 1.0  # a still has no temporal dimension: neutral value
+        elif src_masks is not None and len(src_masks) > 1:
+            raise InputError("one source mask per frame is not supported: connect one mask for the source image.")
+        else:
+            report = evaluate_video(sources if len(sources) > 1 else sources[0], frames,
+                                    src_masks[0] if src_masks else None, result_masks=res_masks)
+            temporal = report.scores["temporal"]
+        panel = render_panel(None, None, report)
+        text = report.to_json(indent=None)
+        values = tuple(float(report.scores.get(k, temporal)) if k != "temporal" else float(temporal) for k in SCORE_NAMES)
+        return {
+            "ui": {"text": [report.summary(), text]},
+            "result": values + (text, bridge.numpy_to_image([panel])),
+        }
+
+
+NODE_CLASS_MAPPINGS = {"ZRealism_FidelityEvaluator": ZRealism_FidelityEvaluator}
+NODE_DISPLAY_NAME_MAPPINGS = {"ZRealism_FidelityEvaluator": "Fidelity Evaluator (Z-Realism)"}

@@ -1,0 +1,1 @@
+"""Fake `comfy` package for tests (see tests/fakes/README.md)."""

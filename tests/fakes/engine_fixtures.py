@@ -1,0 +1,89 @@
+"""Fixtures shared by the engine/loader/device/node tests (import them into a test module).
+
+- tiny_set: tiny random-weight models written once per test process (LDM single file + config
+  folder, diffusers folder, ControlNets in both layouts, a VAE) - zrealism_core.tiny_models.
+- tiny_pipe: the tiny single file + ControlNets loaded on the CPU (fp32), once per process.
+- comfy_fakes: installs tests/fakes/{folder_paths, comfy.*} in sys.modules and points nodes/bridge.py
+  at them for one test; yields a namespace with the fake modules and a models root to fill.
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import importlib.util
+import shutil
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FAKES = Path(__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=None)
+def _tiny_set():
+    from zrealism_core.tiny_models import write_tiny_model_set
+
+    root = tempfile.mkdtemp(prefix="zr-tiny-")
+    atexit.register(shutil.rmtree, root, True)
+    return write_tiny_model_set(root)
+
+
+@functools.lru_cache(maxsize=None)
+def _tiny_pipe():
+    from zrealism_core.engine import load_pipeline
+
+    s = _tiny_set()
+    return load_pipeline(s.checkpoint, s.depth_controlnet, s.pose_controlnet, device="cpu", config=s.config, cache=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_set():
+    return _tiny_set()
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe():
+    return _tiny_pipe()
+
+
+def rand_image(h: int, w: int, seed: int) -> np.ndarray:
+    return np.random.RandomState(seed).rand(h, w, 3).astype(np.float32)
+
+
+def _load(name: str, path: Path) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def comfy_fakes(monkeypatch, tmp_path, pack):
+    saved = {k: sys.modules.get(k) for k in ("comfy", "comfy.model_management", "comfy.model_patcher", "comfy.utils", "folder_paths")}
+    comfy = _load("comfy", FAKES / "comfy" / "__init__.py")
+    mm = _load("comfy.model_management", FAKES / "comfy" / "model_management.py")
+    mp = _load("comfy.model_patcher", FAKES / "comfy" / "model_patcher.py")
+    cu = _load("comfy.utils", FAKES / "comfy" / "utils.py")
+    comfy.model_management, comfy.model_patcher, comfy.utils = mm, mp, cu
+    fp = _load("folder_paths", FAKES / "folder_paths.py")
+    fp.setup(str(tmp_path))
+    mm.reset()
+    cu.bars.clear()
+    bridge = pack.nodes.bridge
+    monkeypatch.setattr(bridge, "folder_paths", fp)
+    monkeypatch.setattr(bridge, "model_management", mm)
+    monkeypatch.setattr(bridge, "comfy_utils", cu)
+    try:
+        yield types.SimpleNamespace(model_management=mm, model_patcher=mp, utils=cu, folder_paths=fp,
+                                    models=Path(fp.models_dir), bridge=bridge)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v

@@ -1,0 +1,332 @@
+"""Every shipped API workflow runs on a real ComfyUI server with this pack loaded (tiny models).
+
+Skipped unless COMFYUI_DIR points to a ComfyUI checkout; run it with the Python that has ComfyUI's
+requirements installed:
+
+    COMFYUI_DIR=/path/to/ComfyUI /path/to/comfy-python -m pytest tests/integration -q -s
+
+What it does: starts `main.py --cpu` on a free loopback port, with an --extra-model-paths-config
+yaml whose `custom_nodes:` entry holds a symlink to this repository and whose model folders hold
+tiny random-weight models written by zrealism_core.tiny_models / tiny_motion / tiny_annotators;
+then posts each workflows/api/*.json to /prompt (model names, sizes, steps and frame counts patched
+down in the posted copy), waits on /history, and checks the outputs. It also checks /object_info
+(our nodes, with a tooltip on every input) and /workflow_templates.
+
+Timings per workflow are printed and, when ZR_TIMINGS_JSON names a file, written there.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+API_DIR = REPO / "workflows" / "api"
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
+PACK_DIR_NAME = "z-realism"
+START_TIMEOUT_S = 180
+RUN_TIMEOUT_S = 600
+
+pytestmark = pytest.mark.skipif(
+    not COMFYUI_DIR or not (Path(COMFYUI_DIR) / "main.py").is_file(),
+    reason="set COMFYUI_DIR to a ComfyUI checkout to run the server integration test",
+)
+
+TIMINGS: Dict[str, float] = {}
+
+
+# ------------------------------------------------------------------ HTTP helpers
+
+class Server:
+    def __init__(self, base: str, root: Path, proc: subprocess.Popen, log: Path):
+        self.base, self.root, self.proc, self.log = base, root, proc, log
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.base + path, timeout=60) as r:
+            return json.loads(r.read())
+
+    def post(self, path: str, data: Dict[str, Any]):
+        req = urllib.request.Request(self.base + path, data=json.dumps(data).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:  # 400 carries the validation errors
+            return e.code, json.loads(e.read() or b"{}")
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ tiny models on disk
+
+def write_models(models: Path) -> Dict[str, str]:
+    """Tiny random-weight models in a ComfyUI-style models/ tree; returns role -> file name as the
+    loader nodes list it."""
+    from zrealism_core import tiny_annotators, tiny_models, tiny_motion
+    from zrealism_core.model_catalog import ANNOTATOR_FOLDER
+
+    for sub in ("checkpoints", "controlnet", "animatediff_models", "diffusers", ANNOTATOR_FOLDER):
+        (models / sub).mkdir(parents=True, exist_ok=True)
+    tiny_models.write_tiny_diffusers_folder(models / "diffusers" / "tiny-sd15", seed=0)
+    tiny_models.write_tiny_controlnet(models / "controlnet" / "tiny-control-depth.safetensors", "ldm", 1)
+    tiny_models.write_tiny_controlnet(models / "controlnet" / "tiny-control-openpose.safetensors", "ldm", 2)
+    tiny_motion.write_tiny_motion_adapter(models / "animatediff_models" / "tiny-mm-sd15.safetensors", "original")
+    tiny_annotators.write_tiny_depth_anything(models / ANNOTATOR_FOLDER)
+    tiny_annotators.write_openpose_files(models / ANNOTATOR_FOLDER)
+    return {
+        "checkpoint": "tiny-sd15",
+        "depth": "tiny-control-depth.safetensors",
+        "pose": "tiny-control-openpose.safetensors",
+        "motion": "tiny-mm-sd15.safetensors",
+    }
+
+
+def write_inputs(folder: Path) -> Dict[str, str]:
+    """A small character on white, plus depth and pose maps for the custom-maps workflow."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    h = w = 64
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.ones((h, w, 3), np.float32)
+    body = ((xx - 32) / 12.0) ** 2 + ((yy - 36) / 22.0) ** 2 < 1
+    head = ((xx - 32) ** 2 + (yy - 12) ** 2) < 64
+    img[body] = (0.85, 0.35, 0.30)
+    img[head] = (0.95, 0.80, 0.65)
+    depth = np.where((body | head)[..., None], 0.8, 0.1).repeat(3, axis=2)
+    pose = np.zeros((h, w, 3), np.float32)
+    pose[10:60, 31:33] = (1.0, 0.0, 0.0)
+    names = {"image": "zr_character.png", "depth": "zr_depth.png", "pose": "zr_pose.png"}
+    for key, arr in (("image", img), ("depth", depth), ("pose", pose)):
+        Image.fromarray((arr * 255).astype(np.uint8)).save(folder / names[key])
+    return names
+
+
+# ------------------------------------------------------------------ the server
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("comfy")
+    (root / "custom_nodes").mkdir()
+    os.symlink(REPO, root / "custom_nodes" / PACK_DIR_NAME)
+    sys.path.insert(0, str(REPO))  # zrealism_core for the tiny-model writers
+    names = write_models(root / "models")
+    inputs = write_inputs(root / "input")
+    yaml = root / "extra_model_paths.yaml"
+    folders = ["checkpoints", "controlnet", "animatediff_models", "diffusers", "zrealism_annotators"]
+    yaml.write_text("zrealism_test:\n"
+                    f"    base_path: {root}\n"
+                    "    custom_nodes: custom_nodes\n"
+                    + "".join(f"    {f}: models/{f}\n" for f in folders))
+    port = _free_port()
+    log = root / "server.log"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+           "--disable-auto-launch", "--extra-model-paths-config", str(yaml),
+           "--input-directory", str(root / "input"), "--output-directory", str(root / "output"),
+           "--user-directory", str(root / "user"), "--temp-directory", str(root / "temp")]
+    started = time.perf_counter()
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, cwd=COMFYUI_DIR, stdout=fh, stderr=subprocess.STDOUT, env=env)
+    srv = Server(f"http://127.0.0.1:{port}", root, proc, log)
+    srv.names, srv.inputs = names, inputs
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"ComfyUI exited with {proc.returncode}:\n{srv.log_tail()}")
+            try:
+                srv.get("/system_stats")
+                break
+            except OSError:
+                if time.perf_counter() - started > START_TIMEOUT_S:
+                    pytest.fail(f"ComfyUI did not answer within {START_TIMEOUT_S} s:\n{srv.log_tail()}")
+                time.sleep(1)
+        TIMINGS["server start (s)"] = round(time.perf_counter() - started, 1)
+        yield srv
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if os.environ.get("ZR_TIMINGS_JSON"):
+            Path(os.environ["ZR_TIMINGS_JSON"]).write_text(json.dumps(TIMINGS, indent=2) + "\n")
+        print("\nZ-Realism integration timings:", json.dumps(TIMINGS, indent=2))
+
+
+def _our_node_ids() -> List[str]:
+    ids = set()
+    for path in API_DIR.glob("*.json"):
+        ids |= {n["class_type"] for n in json.loads(path.read_text()).values() if n["class_type"].startswith("ZRealism_")}
+    return sorted(ids)
+
+
+def test_pack_imports_without_errors(server):
+    text = server.log.read_text(errors="replace")
+    assert "IMPORT FAILED" not in text, server.log_tail()
+    assert "failed to load" not in text, server.log_tail()
+
+
+def test_object_info_lists_our_nodes_with_tooltips(server):
+    info = server.get("/object_info")
+    ours = {k: v for k, v in info.items() if k.startswith("ZRealism_")}
+    assert set(_our_node_ids()) <= set(ours), f"missing: {set(_our_node_ids()) - set(ours)}"
+    for name, node in ours.items():
+        assert node["category"].startswith("Z-Realism"), name
+        assert node["description"], f"{name} has no DESCRIPTION"
+        for section in ("required", "optional"):
+            for inp, spec in node["input"].get(section, {}).items():
+                opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+                assert opts.get("tooltip"), f"{name}.{inp} has no tooltip"
+        assert len(node.get("output_tooltips", [])) == len(node["output"]), f"{name}: output tooltips"
+
+
+def test_workflow_templates_are_listed(server):
+    templates = server.get("/workflow_templates")
+    assert PACK_DIR_NAME in templates, templates
+    assert {p.stem for p in API_DIR.glob("*.json")} <= set(templates[PACK_DIR_NAME])
+
+
+# ------------------------------------------------------------------ running the workflows
+
+# Widget values made tiny in the posted copy (input name -> value); the files keep real defaults.
+TINY_VALUES: Dict[str, Any] = {
+    "steps": 2, "frames": 4, "frame_count": 4, "num_frames": 4, "context_length": 4,
+    "resolution": 64, "max_resolution": 64, "width": 64, "height": 64, "annotator_resolution": 64,
+    "eval_resolution": 64,
+}
+
+
+def patch_for_tiny_run(prompt: Dict[str, Any], object_info: Dict[str, Any], names: Dict[str, str],
+                       inputs: Dict[str, str], seed: int) -> Dict[str, Any]:
+    """Point model and image widgets at the tiny files, shrink sizes/steps/frames, and vary the seed
+    (ComfyUI caches by inputs: an unchanged prompt would execute nothing)."""
+    out = copy.deepcopy(prompt)
+    for node in out.values():
+        info = object_info[node["class_type"]]
+        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+        for name, value in list(node["inputs"].items()):
+            if isinstance(value, list):
+                continue
+            spec = specs.get(name, [None])
+            if name in TINY_VALUES and isinstance(value, (int, float)) and not isinstance(value, bool):
+                opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+                node["inputs"][name] = max(TINY_VALUES[name], opts.get("min", TINY_VALUES[name]))
+            elif name == "seed":
+                node["inputs"][name] = seed
+            elif isinstance(spec[0], list) and isinstance(value, str):  # a combo: maybe a file list
+                node["inputs"][name] = _tiny_choice(node["class_type"], name, value, spec[0], names, inputs)
+    return out
+
+
+def _tiny_choice(cls: str, name: str, value: str, choices: List[str], names: Dict[str, str], inputs: Dict[str, str]) -> str:
+    if cls == "LoadImage":
+        low = value.lower()
+        key = "depth" if "depth" in low else "pose" if "pose" in low else "image"
+        return inputs[key]
+    if value in choices:
+        return value
+    low = (name + " " + value).lower()
+    for role, keys in (("depth", ("depth",)), ("pose", ("pose",)), ("motion", ("motion", "mm_", "animatediff")),
+                       ("checkpoint", ("ckpt", "checkpoint", "base", "model", "v1-5"))):
+        if any(k in low for k in keys) and names[role] in choices:
+            return names[role]
+    raise AssertionError(f"{cls}.{name}: no tiny file for {value!r} among {choices}")
+
+
+def _wait(server: Server, prompt_id: str) -> Dict[str, Any]:
+    started = time.perf_counter()
+    while time.perf_counter() - started < RUN_TIMEOUT_S:
+        hist = server.get(f"/history/{prompt_id}")
+        if prompt_id in hist and hist[prompt_id].get("status", {}).get("completed") is not None:
+            entry = hist[prompt_id]
+            if entry["status"].get("status_str") in ("success", "error"):
+                return entry
+        if server.proc.poll() is not None:
+            pytest.fail(f"ComfyUI died:\n{server.log_tail()}")
+        time.sleep(0.5)
+    pytest.fail(f"prompt {prompt_id} did not finish in {RUN_TIMEOUT_S} s:\n{server.log_tail()}")
+
+
+@pytest.mark.parametrize("path", sorted(API_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_api_workflow_runs(server, path):
+    object_info = server.get("/object_info")
+    prompt = patch_for_tiny_run(json.loads(path.read_text()), object_info, server.names, server.inputs,
+                                seed=int(time.time()) % 100000)
+    started = time.perf_counter()
+    status, answer = server.post("/prompt", {"prompt": prompt, "client_id": "zrealism-test"})
+    assert status == 200, f"{path.name} rejected: {json.dumps(answer, indent=1)[:4000]}"
+    assert answer.get("node_errors") == {}, answer
+    entry = _wait(server, answer["prompt_id"])
+    elapsed = time.perf_counter() - started
+    messages = entry["status"].get("messages", [])
+    errors = [m for m in messages if m[0] == "execution_error"]
+    assert entry["status"]["status_str"] == "success", json.dumps(errors, indent=1)[:6000]
+    TIMINGS[f"{path.stem} (s)"] = round(elapsed, 1)
+
+    outputs = entry["outputs"]
+    output_nodes = [k for k, n in prompt.items() if object_info[n["class_type"]].get("output_node")]
+    assert set(output_nodes) <= set(outputs), f"output nodes without outputs: {set(output_nodes) - set(outputs)}"
+    files = [img for out in outputs.values() for img in out.get("images", []) + out.get("gifs", []) + out.get("videos", [])]
+    assert files, outputs
+    for f in files:
+        base = server.root / ("output" if f.get("type") == "output" else "temp")
+        written = base / f.get("subfolder", "") / f["filename"]
+        assert written.is_file() and written.stat().st_size > 0, written
+    evaluators = [k for k, n in prompt.items() if n["class_type"] == "ZRealism_FidelityEvaluator"]
+    assert evaluators
+    for k in evaluators:
+        text = " ".join(str(t) for t in outputs[k].get("text", []))
+        assert text, f"evaluator {k} reported nothing: {outputs[k]}"
+
+
+# ------------------------------------------------------------------ the editor itself
+
+PLAYWRIGHT_DIR = os.environ.get("ZR_PLAYWRIGHT_DIR")  # a folder with node_modules/playwright-core
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not PLAYWRIGHT_DIR or not Path(CHROMIUM).is_file() or not shutil.which("node"),
+                    reason="set ZR_PLAYWRIGHT_DIR (npm install playwright-core there) and install chromium")
+def test_editor_loads_graphs_and_exports_the_api_twins(server, tmp_path):
+    """The real frontend loads each UI graph unchanged and its "Export (API)" equals our API twin.
+    Screenshots land in ZR_SCREENSHOT_DIR when set (that is how docs/workflow_*.png are made)."""
+    out = Path(os.environ.get("ZR_SCREENSHOT_DIR") or tmp_path)
+    ui_files = sorted((REPO / "workflows").glob("*.json"))
+    script = Path(__file__).with_name("screenshot_workflows.mjs")
+    run = subprocess.run(["node", str(script), server.base, str(out), *map(str, ui_files)], cwd=PLAYWRIGHT_DIR,
+                         capture_output=True, text=True, timeout=600, env=dict(os.environ, CHROMIUM=CHROMIUM))
+    assert run.returncode == 0, run.stdout + run.stderr
+    for path in ui_files:
+        ours = json.loads(path.read_text())
+        graph = json.loads((out / f"{path.stem}.graph.json").read_text())
+        assert sorted(graph["links"]) == sorted(ours["links"]), path.name
+        theirs = {str(n["id"]): n for n in graph["nodes"]}
+        for node in ours["nodes"]:
+            again = theirs[str(node["id"])]
+            assert again["type"] == node["type"]
+            assert again.get("widgets_values") == node.get("widgets_values"), (path.name, node["type"])
+            assert [i["name"] for i in again.get("inputs", [])] == [i["name"] for i in node.get("inputs", [])], node["type"]
+        exported = json.loads((out / f"{path.stem}.prompt.json").read_text())
+        twin = json.loads((API_DIR / path.name).read_text())
+        strip = lambda p: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in p.items()}  # noqa: E731
+        assert strip(exported) == strip(twin), path.name

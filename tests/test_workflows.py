@@ -1,0 +1,343 @@
+"""The shipped workflows load and validate as ComfyUI would check them, without ComfyUI.
+
+UI graphs (workflows/*.json) are checked against the frontend's version-0.4 schema and for link
+consistency; every node type, required input, link type and combo value against the node
+definitions (ComfyUI 0.3.64's /object_info dump in ../shared plus our NODE_CLASS_MAPPINGS, read
+in-process); each API twin (workflows/api/*.json) must be what "Export (API)" makes of its graph.
+The UI -> API conversion here is written independently of workflows/build.py on purpose.
+"""
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOWS = REPO / "workflows"
+EXPECTED = ("zrealism_still", "zrealism_video", "zrealism_custom_maps")
+UI_ONLY = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
+FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft", ".png", ".jpg", ".jpeg", ".webp", ".mp4", ".gif")
+
+
+def _load_builder():
+    spec = importlib.util.spec_from_file_location("zrealism_workflow_build", WORKFLOWS / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load_builder()
+
+
+@pytest.fixture(scope="module")
+def defs(pack, shared_dir) -> Dict[str, Dict[str, Any]]:
+    core_path = shared_dir / "data" / "comfyui" / "object_info.json"
+    if not core_path.is_file():
+        pytest.skip(f"{core_path} is not present")
+    assert not pack.nodes.LOAD_ERRORS, pack.nodes.LOAD_ERRORS
+    return build.object_info(pack, core_path)
+
+
+def ui_files() -> List[Path]:
+    return sorted(WORKFLOWS.glob("*.json"))
+
+
+def _kind(spec) -> str:
+    return "COMBO" if isinstance(spec[0], (list, tuple)) else str(spec[0])
+
+
+def _opts(spec) -> Dict[str, Any]:
+    return spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+
+
+def _all_inputs(info) -> Dict[str, Any]:
+    return {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+
+
+def _widget_names(info) -> List[str]:
+    names = []
+    for section in ("required", "optional"):
+        for name in info.get("input_order", {}).get(section, list(info["input"].get(section, {}))):
+            spec = info["input"][section][name]
+            if _kind(spec) in WIDGET_TYPES and not _opts(spec).get("forceInput"):
+                names.append(name)
+    return names
+
+
+# ------------------------------------------------------------------ checks (return problems)
+
+def ui_problems(wf: Dict[str, Any], defs) -> List[str]:
+    """Schema keys of version 0.4 and link consistency in both directions."""
+    p: List[str] = []
+    for key, typ in (("last_node_id", (int, str)), ("last_link_id", int), ("nodes", list), ("links", list),
+                     ("version", (int, float))):
+        if not isinstance(wf.get(key), typ):
+            p.append(f"top-level {key!r} missing or not {typ}")
+    if p:
+        return p
+    if wf["version"] != 0.4:
+        p.append(f"version is {wf['version']}, expected 0.4")
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    if len(nodes) != len(wf["nodes"]):
+        p.append("duplicate node ids")
+    for n in wf["nodes"]:
+        for key in ("id", "type", "pos", "size", "flags", "order", "mode", "properties"):
+            if key not in n:
+                p.append(f"node {n.get('id')}: missing {key!r}")
+        for key in ("pos", "size"):
+            if not (isinstance(n.get(key), list) and len(n[key]) == 2 and all(isinstance(v, (int, float)) for v in n[key])):
+                p.append(f"node {n.get('id')}: {key} is not [x, y]")
+        for m in n.get("properties", {}).get("models", []):
+            if not {"name", "url", "directory"} <= set(m) or not str(m["url"]).startswith("https://"):
+                p.append(f"node {n['id']}: bad models[] entry {m}")
+        if n["id"] > wf["last_node_id"]:
+            p.append(f"node {n['id']} above last_node_id")
+    link_ids = set()
+    for link in wf["links"]:
+        if not (isinstance(link, list) and len(link) == 6):
+            p.append(f"link {link} is not [id, origin_id, origin_slot, target_id, target_slot, type]")
+            continue
+        lid, oid, oslot, tid, tslot, ltype = link
+        link_ids.add(lid)
+        if lid > wf["last_link_id"]:
+            p.append(f"link {lid} above last_link_id")
+        if oid not in nodes or tid not in nodes:
+            p.append(f"link {lid}: unknown node")
+            continue
+        outs, ins = nodes[oid].get("outputs", []), nodes[tid].get("inputs", [])
+        if oslot >= len(outs) or lid not in (outs[oslot].get("links") or []):
+            p.append(f"link {lid}: not listed on output {oslot} of node {oid}")
+        if tslot >= len(ins) or ins[tslot].get("link") != lid:
+            p.append(f"link {lid}: not the link of input {tslot} of node {tid}")
+        elif oslot < len(outs) and outs[oslot]["type"] != ltype:
+            p.append(f"link {lid}: type {ltype} differs from the output's {outs[oslot]['type']}")
+    for n in wf["nodes"]:
+        for inp in n.get("inputs", []):
+            if inp.get("link") is not None and inp["link"] not in link_ids:
+                p.append(f"node {n['id']} input {inp['name']}: link {inp['link']} not in links")
+        for out in n.get("outputs", []):
+            for lid in out.get("links") or []:
+                if lid not in link_ids:
+                    p.append(f"node {n['id']} output {out['name']}: link {lid} not in links")
+        if n["type"] in UI_ONLY:
+            continue
+        info = defs.get(n["type"])
+        if info is None:
+            p.append(f"node {n['id']}: unknown type {n['type']}")
+            continue
+        outs = n.get("outputs", [])
+        if [o["type"] for o in outs] != [str(t) for t in info["output"]]:
+            p.append(f"node {n['id']}: outputs {[o['type'] for o in outs]} differ from {info['output']}")
+    return p
+
+
+def ui_to_api(wf: Dict[str, Any], defs) -> Dict[str, Any]:
+    """What "Export (API)" makes of a UI graph (UI-only and muted/bypassed nodes are not used here)."""
+    links = {l[0]: l for l in wf["links"]}
+    prompt: Dict[str, Any] = {}
+    for n in wf["nodes"]:
+        if n["type"] in UI_ONLY:
+            continue
+        info = defs[n["type"]]
+        specs = _all_inputs(info)
+        values = list(n.get("widgets_values") or [])
+        inputs: Dict[str, Any] = {}
+        pos = 0
+        for name in _widget_names(info):
+            if pos >= len(values):
+                raise AssertionError(f"node {n['id']} ({n['type']}): too few widgets_values for {name}")
+            inputs[name] = values[pos]
+            pos += 1
+            spec = specs[name]
+            wants_control = _opts(spec).get("control_after_generate")
+            if wants_control is None:
+                wants_control = name in ("seed", "noise_seed")
+            if _kind(spec) == "INT" and wants_control:
+                assert pos < len(values) and values[pos] in CONTROL_VALUES, \
+                    f"node {n['id']}: {name} needs a control_after_generate value after it"
+                pos += 1
+            if _opts(spec).get("image_upload"):
+                pos += 1 if pos < len(values) and values[pos] == "image" else 0
+        if pos != len(values):
+            raise AssertionError(f"node {n['id']} ({n['type']}): {len(values) - pos} extra widgets_values {values[pos:]}")
+        for inp in n.get("inputs", []):
+            if inp.get("link") is not None:
+                _, oid, oslot, _, _, _ = links[inp["link"]]
+                inputs[inp["name"]] = [str(oid), oslot]
+        prompt[str(n["id"])] = {"inputs": inputs, "class_type": n["type"]}
+    return prompt
+
+
+def _looks_like_file(value: Any) -> bool:
+    return isinstance(value, str) and value.lower().endswith(FILE_SUFFIXES)
+
+
+def api_problems(prompt: Dict[str, Any], defs) -> List[str]:
+    """The checks of ComfyUI's execution.validate_prompt / validate_inputs that need no files."""
+    p: List[str] = []
+    if not any(defs.get(n.get("class_type"), {}).get("output_node") for n in prompt.values()):
+        p.append("no output node (prompt_no_outputs)")
+    for nid, n in prompt.items():
+        info = defs.get(n.get("class_type"))
+        if info is None:
+            p.append(f"{nid}: unknown class_type {n.get('class_type')}")
+            continue
+        required = info["input"].get("required", {})
+        specs = _all_inputs(info)
+        for name in required:
+            if name not in n["inputs"]:
+                p.append(f"{nid} {n['class_type']}: required input {name!r} missing")
+        for name, value in n["inputs"].items():
+            if name not in specs:
+                p.append(f"{nid} {n['class_type']}: unknown input {name!r}")
+                continue
+            spec = specs[name]
+            kind, opts = _kind(spec), _opts(spec)
+            if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
+                src = prompt.get(value[0])
+                if src is None:
+                    p.append(f"{nid}.{name}: links to missing node {value[0]}")
+                    continue
+                out_types = defs[src["class_type"]]["output"]
+                if not 0 <= value[1] < len(out_types):
+                    p.append(f"{nid}.{name}: output {value[1]} of {src['class_type']} does not exist")
+                    continue
+                received = str(out_types[value[1]])
+                expected = "COMBO" if kind == "COMBO" else kind
+                if "*" not in (received, expected) and not (
+                    set(received.split(",")) & set(expected.split(","))
+                ):
+                    p.append(f"{nid}.{name}: gets {received}, expects {expected} (return_type_mismatch)")
+                continue
+            if kind == "COMBO":
+                choices = spec[0] if isinstance(spec[0], (list, tuple)) else opts.get("options", [])
+                if value not in choices and not _looks_like_file(value):
+                    p.append(f"{nid}.{name}: {value!r} not in {list(choices)[:8]} (value_not_in_list)")
+            elif kind in ("INT", "FLOAT"):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "INT" and not isinstance(value, int)):
+                    p.append(f"{nid}.{name}: {value!r} is not {kind}")
+                elif "min" in opts and value < opts["min"]:
+                    p.append(f"{nid}.{name}: {value} < min {opts['min']}")
+                elif "max" in opts and value > opts["max"]:
+                    p.append(f"{nid}.{name}: {value} > max {opts['max']}")
+            elif kind == "STRING" and not isinstance(value, str):
+                p.append(f"{nid}.{name}: {value!r} is not a string")
+            elif kind == "BOOLEAN" and not isinstance(value, bool):
+                p.append(f"{nid}.{name}: {value!r} is not a boolean")
+            elif kind not in WIDGET_TYPES:
+                p.append(f"{nid}.{name}: {kind} input must be a link, got {value!r}")
+    return p
+
+
+# ------------------------------------------------------------------ the shipped files
+
+def test_expected_workflows_are_shipped():
+    names = {p.stem for p in ui_files()}
+    assert set(EXPECTED) <= names, f"missing: {set(EXPECTED) - names}"
+    for name in names:
+        assert (WORKFLOWS / "api" / f"{name}.json").is_file(), f"no API twin for {name}"
+        assert (WORKFLOWS / f"{name}.jpg").is_file(), f"no thumbnail {name}.jpg"
+    assert {p.stem for p in (WORKFLOWS / "api").glob("*.json")} <= names, "API file without a UI graph"
+
+
+@pytest.mark.parametrize("path", ui_files(), ids=lambda p: p.stem)
+def test_ui_graph_is_valid(path, defs):
+    wf = json.loads(path.read_text())
+    assert ui_problems(wf, defs) == []
+    prompt = ui_to_api(wf, defs)
+    assert api_problems(prompt, defs) == []
+    ours = {n["type"] for n in wf["nodes"]} & set(build.pack_object_info())
+    assert ours, "a Z-Realism workflow without Z-Realism nodes"
+    declared = {m["name"] for n in wf["nodes"] for m in n["properties"].get("models", [])}
+    for name in declared:  # the editor only offers a download for a model a widget actually selects
+        assert any(name in (n.get("widgets_values") or []) for n in wf["nodes"]), name
+
+
+@pytest.mark.parametrize("path", ui_files(), ids=lambda p: p.stem)
+def test_api_twin_matches_ui_graph(path, defs):
+    wf = json.loads(path.read_text())
+    twin = json.loads((WORKFLOWS / "api" / path.name).read_text())
+    assert api_problems(twin, defs) == []
+    stripped = {k: {"inputs": v["inputs"], "class_type": v["class_type"]} for k, v in twin.items()}
+    assert stripped == ui_to_api(wf, defs)
+
+
+def test_files_are_up_to_date_with_node_definitions(defs):
+    """Regenerate with `python workflows/build.py` after changing a node's inputs."""
+    stale = [str(p.relative_to(REPO)) for p, text in build.outputs(defs).items()
+             if not p.is_file() or p.read_text() != text]
+    assert stale == [], f"out of date (run python workflows/build.py): {stale}"
+
+
+# ------------------------------------------------------------------ the checks themselves can fail
+
+@pytest.fixture()
+def small(defs):
+    """A two-node core graph: LoadImage -> SaveImage."""
+    wf = build.Workflow("t", [
+        build.Node(1, "LoadImage", (0, 0), widgets={"image": "example.png"}),
+        build.Node(2, "SaveImage", (400, 0), links={"images": (1, "IMAGE")}),
+    ])
+    return build.build(wf, defs)
+
+
+def test_small_graph_passes(small, defs):
+    ui, api = small
+    assert ui_problems(ui, defs) == [] and api_problems(api, defs) == []
+    assert ui_to_api(ui, defs) == {k: {"inputs": v["inputs"], "class_type": v["class_type"]} for k, v in api.items()}
+    assert ui["nodes"][0]["widgets_values"] == ["example.png", "image"]
+
+
+def test_checks_catch_broken_graphs(small, defs):
+    ui, api = small
+    bad = copy.deepcopy(ui)
+    bad["links"][0][4] = 3  # target slot that does not hold the link
+    assert any("not the link of input" in s for s in ui_problems(bad, defs))
+    bad = copy.deepcopy(ui)
+    bad["nodes"][0]["outputs"][0]["links"] = []
+    assert any("not listed on output" in s for s in ui_problems(bad, defs))
+    bad = copy.deepcopy(ui)
+    del bad["last_link_id"]
+    assert ui_problems(bad, defs)
+    bad = copy.deepcopy(ui)
+    bad["nodes"][1]["type"] = "NoSuchNode"
+    assert any("unknown type" in s for s in ui_problems(bad, defs))
+    bad = copy.deepcopy(ui)
+    bad["nodes"][1]["widgets_values"].append("surplus")
+    with pytest.raises(AssertionError):
+        ui_to_api(bad, defs)
+
+    bad = copy.deepcopy(api)
+    del bad["2"]
+    assert "no output node (prompt_no_outputs)" in api_problems(bad, defs)
+    bad = copy.deepcopy(api)
+    del bad["2"]["inputs"]["images"]
+    assert any("required input 'images' missing" in s for s in api_problems(bad, defs))
+    bad = copy.deepcopy(api)
+    bad["2"]["inputs"]["images"] = ["1", 1]  # MASK into IMAGE
+    assert any("return_type_mismatch" in s for s in api_problems(bad, defs))
+    bad = copy.deepcopy(api)
+    bad["3"] = {"class_type": "ImageScale", "inputs": {"image": ["1", 0], "upscale_method": "cubic",
+                                                         "width": 64, "height": 64, "crop": "middle"}}
+    assert any("value_not_in_list" in s for s in api_problems(bad, defs))
+    bad["3"]["inputs"].update(upscale_method="bicubic", width=-4)
+    assert any("< min" in s for s in api_problems(bad, defs))
+
+
+def test_seed_widget_gets_a_control_value(defs):
+    """The frontend stores "control after generate" right after a seed; conversion must skip it."""
+    wf = build.Workflow("t", [
+        build.Node(1, "KSampler", (0, 0), widgets={"seed": 7}),
+    ])
+    ui, api = build.build(wf, defs)
+    assert ui["nodes"][0]["widgets_values"][:2] == [7, "fixed"]
+    assert ui_to_api(ui, defs)["1"]["inputs"]["seed"] == 7
+    assert api["1"]["inputs"]["seed"] == 7 and "control_after_generate" not in api["1"]["inputs"]

@@ -1,0 +1,492 @@
+"""Animate a generated still into a short clip that keeps its identity, colours and pose.
+
+How (AnimateDiff, diffusers):
+- The video pipeline (AnimateDiffVideoToVideoControlNetPipeline) is built from the already-loaded
+  still pipeline: the VAE, text encoder, tokenizer and [depth, pose] ControlNets are the same
+  objects, and the motion UNet is assembled on the meta device and then *assigned* the still
+  UNet's Parameter objects (`load_state_dict(assign=True)`), so there is no second copy of the
+  2D weights (from_pipe / from_unet2d would copy them: +3.4 GB for SD1.5 in fp32). The motion
+  modules are likewise the adapter's own tensors. Consequence: anything that changes the 2D
+  weights in place (fusing a LoRA) changes both pipelines; moving one pipeline moves both.
+  The motion pipeline is cached per (still pipeline, adapter) and rebuilt when either changes.
+- Video-to-video on the still repeated `frames` times at `strength` (the still is VAE-encoded
+  once), with the still's depth and pose maps as ControlNet conditioning on every frame, and a
+  scheduler of its own with AnimateDiff's training settings (linear betas, no clip, linspace
+  spacing, steps_offset 1).
+- Clips longer than the adapter's window (motion_max_seq_length, 32 for real v2/v3 adapters,
+  24 for v1) use FreeNoise sliding context windows.
+- The VAE decodes `decode_chunk_size` frames at a time to bound memory.
+- SparseCtrl (optional, RGB): the still becomes the keyframe at frame 0 (and also at the last
+  frame when looping). diffusers has no pipeline that combines SparseCtrl with ControlNets and
+  video-to-video, so this mode runs AnimateDiffSparseControlNetPipeline from the noised still
+  (same strength semantics, DDIM) and does not use the depth/pose maps; clips are limited to the
+  motion model's window (no FreeNoise in that pipeline).
+- Loop: "off"; "crossfade" generates extra tail frames and cross-fades them into the head, so the
+  last frame flows into the first (same frame count); "pingpong" appends the clip reversed
+  (2*frames-2 frames).
+- Colour lock: every frame's LAB mean/std is pulled toward the still (color_lock.color_lock).
+- Device policy, CUDA OOM -> model offload -> CPU fallback, progress callback and Cancel are the
+  still sampler's (runtime.py).
+"""
+from __future__ import annotations
+
+import logging
+import types
+import weakref
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import InputError
+from .images import to_pil, to_rgb
+from .motion import MotionLora, MotionModel, as_motion_model, load_motion_lora, require_peft
+from .runtime import Attempt, check_cancel, make_step_callback, run_with_fallback, stage
+
+log = logging.getLogger("zrealism")
+
+LOOP_MODES = ("off", "crossfade", "pingpong")
+MAX_FRAMES = 256
+# AnimateDiff's training schedule (the motion modules were trained with linear betas)
+ANIMATEDIFF_SCHEDULER_OVERRIDES: Dict[str, Any] = dict(
+    beta_schedule="linear", clip_sample=False, timestep_spacing="linspace", steps_offset=1
+)
+
+
+class Clip(list):
+    """The frames (list of H,W,3 float32 in 0..1) plus `.fps`, `.seed` and `.timings`."""
+
+    fps: float = 8.0
+    seed: int = 0
+    timings: Dict[str, float]
+
+
+# ------------------------------------------------------------------ building the motion pipeline
+
+def _sd(pipe: Any) -> Any:
+    """The diffusers still pipeline inside a ZRealismPipeline (or a diffusers pipeline itself)."""
+    sd = getattr(pipe, "sd", pipe)
+    if not hasattr(sd, "unet") or not hasattr(sd, "controlnet"):
+        raise InputError("pipe must be a loaded Z-Realism pipeline (load_pipeline) or a diffusers ControlNet img2img pipeline.")
+    return sd
+
+
+def _param_device_dtype(module: Any) -> Tuple[Any, Any]:
+    p = next(module.parameters())
+    return p.device, p.dtype
+
+
+def build_motion_unet(unet2d: Any, adapter: Any) -> Any:
+    """UNetMotionModel whose 2D Parameters ARE `unet2d`'s and whose motion Parameters ARE the adapter's."""
+    import torch
+    from diffusers import UNetMotionModel
+
+    device, dtype = _param_device_dtype(unet2d)
+    adapter.to(device=device, dtype=dtype)
+    with torch.device("meta"):  # structure only: no allocation, no random init
+        motion_unet = UNetMotionModel.from_unet2d(unet2d, adapter, load_weights=False)
+    tensors = dict(unet2d.state_dict(keep_vars=True))  # keep_vars: the Parameter objects themselves
+    tensors.update(adapter.state_dict(keep_vars=True))
+    motion_unet.load_state_dict(tensors, strict=True, assign=True)
+    return motion_unet.eval()
+
+
+def _scheduler_for(sd: Any, name: Optional[str], base_config: Optional[Dict[str, Any]] = None) -> Any:
+    """A scheduler of the motion pipeline's own (the still pipeline's is left alone) with the model's
+    betas range and AnimateDiff's schedule settings."""
+    from .schedulers import make_scheduler
+
+    config = {k: v for k, v in dict(base_config or sd.scheduler.config).items() if not k.startswith("_")}
+    config.update(ANIMATEDIFF_SCHEDULER_OVERRIDES)
+    return make_scheduler(name or "ddim", config)
+
+
+def _encode_repeated_once(self: Any, video: Any, generator: Any, decode_chunk_size: int = 16) -> Any:
+    """encode_video for a clip of identical frames: encode one frame, repeat its latents."""
+    import torch
+
+    from diffusers.pipelines.animatediff.pipeline_animatediff_video2video_controlnet import retrieve_latents
+
+    if len(video) > 1 and torch.equal(video[0], video[-1]) and bool((video == video[:1]).all()):
+        one = retrieve_latents(self.vae.encode(video[:1]), generator=generator)
+        return one.repeat(len(video), 1, 1, 1)
+    return type(self).encode_video(self, video, generator, decode_chunk_size)
+
+
+_CACHE: "weakref.WeakKeyDictionary[Any, Dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+
+def motion_pipeline(pipe: Any, adapter: Any, *, sparsectrl: Any = None) -> Any:
+    """The cached video pipeline for (still pipeline, adapter[, SparseCtrl model]), built without
+    copying the UNet weights. With `sparsectrl` it is an AnimateDiffSparseControlNetPipeline."""
+    from diffusers import AnimateDiffSparseControlNetPipeline, AnimateDiffVideoToVideoControlNetPipeline
+
+    sd = _sd(pipe)
+    key = (id(adapter), id(sparsectrl), id(sd.unet), id(sd.controlnet), id(sd.vae))
+    entry = _CACHE.get(sd)
+    if entry is not None and entry["key"] == key:
+        return entry["pipe"]
+    motion_unet = build_motion_unet(sd.unet, adapter)
+    common = dict(
+        vae=sd.vae, text_encoder=sd.text_encoder, tokenizer=sd.tokenizer, unet=motion_unet,
+        motion_adapter=adapter, scheduler=_scheduler_for(sd, None), feature_extractor=None, image_encoder=None,
+    )
+    if sparsectrl is not None:
+        device, dtype = _param_device_dtype(sd.unet)
+        sparsectrl.to(device=device, dtype=dtype)
+        mp = AnimateDiffSparseControlNetPipeline(controlnet=sparsectrl, **common)
+    else:
+        mp = AnimateDiffVideoToVideoControlNetPipeline(controlnet=sd.controlnet, **common)
+        mp.encode_video = types.MethodType(_encode_repeated_once, mp)
+    mp.set_progress_bar_config(disable=True)
+    _CACHE[sd] = {"key": key, "pipe": mp}  # one per still pipeline: the last adapter used
+    return mp
+
+
+def shares_unet_weights(pipe: Any, motion_pipe: Any) -> bool:
+    """True when every 2D UNet tensor of the motion pipeline is the still pipeline's own storage."""
+    ours = dict(motion_pipe.unet.named_parameters())
+    theirs = dict(_sd(pipe).unet.named_parameters())
+    return bool(theirs) and all(name in ours and ours[name].data_ptr() == t.data_ptr() for name, t in theirs.items())
+
+
+# ------------------------------------------------------------------ inputs
+
+def _check_args(frames: int, fps: float, strength: float, steps: int, cfg: float, loop: str) -> None:
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or not 1 <= int(frames) <= MAX_FRAMES:
+        raise InputError(f"frames must be a whole number from 1 to {MAX_FRAMES}; got {frames!r}.")
+    if not 0 < float(fps) <= 240:
+        raise InputError(f"fps must be above 0 and at most 240; got {fps!r}.")
+    if not 0.0 < float(strength) <= 1.0:
+        raise InputError(f"strength must be above 0 and at most 1; got {strength!r}.")
+    if int(steps) < 1:
+        raise InputError(f"steps must be at least 1; got {steps!r}.")
+    if int(int(steps) * float(strength)) < 1:
+        raise InputError(
+            f"steps x strength = {steps} x {strength} runs no denoising step (video-to-video runs int(steps*strength)); "
+            "raise steps or strength."
+        )
+    if not 0.0 <= float(cfg) <= 30.0:
+        raise InputError(f"cfg must be between 0 and 30; got {cfg!r}.")
+    if loop not in LOOP_MODES:
+        raise InputError(f"loop must be one of {', '.join(LOOP_MODES)}; got {loop!r}.")
+
+
+def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    if img.shape[:2] == (h, w):
+        return img
+    import cv2
+
+    shrink = h < img.shape[0] and w < img.shape[1]
+    out = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _map(value: Any, name: str, h: int, w: int) -> Optional[np.ndarray]:
+    if value is None:
+        return None
+    return _resize(to_rgb(value, name=name), h, w)
+
+
+def _loras(motion: MotionModel, motion_lora: Any, strength: float) -> List[MotionLora]:
+    items: List[MotionLora] = list(motion.loras)
+    extra = motion_lora if isinstance(motion_lora, (list, tuple)) else ([motion_lora] if motion_lora is not None else [])
+    for item in extra:
+        items.append(item if isinstance(item, MotionLora) else load_motion_lora(item, strength))
+    return items
+
+
+# ------------------------------------------------------------------ post-processing
+
+def crossfade_tail(frames: Sequence[np.ndarray], n: int) -> List[np.ndarray]:
+    """Seamless loop from n + k generated frames: the k extra tail frames (which continue frame n-1)
+    are cross-faded into the first k, so the played clip wraps from frame n-1 to frame 0 smoothly."""
+    k = len(frames) - n
+    out = [np.asarray(f, dtype=np.float32) for f in frames[:n]]
+    for j in range(k):
+        w_head = (j + 1) / (k + 1)  # 0 -> mostly the tail (continuation), k-1 -> mostly the head
+        out[j] = (w_head * out[j] + (1.0 - w_head) * np.asarray(frames[n + j], dtype=np.float32)).astype(np.float32)
+    return out
+
+
+def loop_tail_frames(frames: int) -> int:
+    """Extra frames generated for loop='crossfade' (a quarter of the clip, at least 1)."""
+    return max(1, frames // 4) if frames >= 2 else 0
+
+
+# ------------------------------------------------------------------ running
+
+def _zpipe(pipe: Any) -> Any:
+    """The ZRealismPipeline (a bare diffusers pipeline is wrapped, planned where its weights are)."""
+    from .engine import ZRealismPipeline
+
+    if isinstance(pipe, ZRealismPipeline):
+        if pipe.sd is None:
+            raise InputError("pipe was unloaded; load it again with load_pipeline().")
+        return pipe
+    sd = _sd(pipe)
+    device, dtype = _param_device_dtype(sd.unet)
+    return ZRealismPipeline(sd, device=device, dtype=dtype)
+
+
+def _placer(zp: Any, mp: Any, sparsectrl: Any, prepare: Optional[Callable[[Attempt], None]]) -> Callable[[Attempt], None]:
+    """prepare(attempt) for the motion job: the still pipeline's modules are placed exactly as the
+    still sampler places them (`prepare`, default zp.place; inside ComfyUI its memory manager), then
+    the parts only the motion pipeline has (motion modules, SparseCtrl) follow. On a model-offload
+    attempt the motion pipeline gets diffusers' offload hooks itself (the still pipeline's hooks
+    would not cover the motion UNet)."""
+    base = prepare or zp.place
+
+    def place(attempt: Attempt) -> None:
+        base(attempt)
+        if attempt.offload:
+            zp.sd.remove_all_hooks()
+            mp.enable_model_cpu_offload(device=attempt.device)
+            return
+        # the 2D weights are already there (shared Parameters); this moves the motion modules and buffers
+        mp.unet.to(device=attempt.device, dtype=attempt.dtype)
+        if sparsectrl is not None:
+            sparsectrl.to(device=attempt.device, dtype=attempt.dtype)
+
+    return place
+
+
+def _restorer(zp: Any, mp: Any, sparsectrl: Any, restore: Optional[Callable[[Attempt], None]]) -> Callable[[Attempt], None]:
+    base = restore or zp.restore
+
+    def undo(attempt: Attempt) -> None:
+        import torch
+
+        if attempt.offload:
+            mp.remove_all_hooks()
+        base(attempt)
+        if attempt.offload or attempt.dtype != zp.home_dtype:
+            cpu = torch.device("cpu")
+            mp.unet.to(device=cpu, dtype=zp.home_dtype)
+            if sparsectrl is not None:
+                sparsectrl.to(device=cpu, dtype=zp.home_dtype)
+
+    return undo
+
+
+def _maps(zp: Any, rgb: np.ndarray, depth_map: Any, pose_map: Any, depth_scale: float, pose_scale: float,
+          h: int, w: int, annotator_dirs: Any, timings: Dict[str, float]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """The still's maps at (h, w): given ones resized; missing ones detected like the still sampler
+    does (control_maps), unless that net's scale is 0 (then it is off and needs no map)."""
+    dirs = annotator_dirs if annotator_dirs is not None else zp.annotator_dirs
+    det_device = "cpu" if zp.home_device.type == "cpu" else str(zp.home_device)
+    depth = _map(depth_map, "depth_map", h, w)
+    if depth is None and depth_scale > 0:
+        from .control_maps import depth_map as detect_depth
+
+        with stage("depth map", timings):
+            depth = _resize(detect_depth(rgb, annotator_dirs=dirs, device=det_device), h, w)
+    pose = _map(pose_map, "pose_map", h, w)
+    if pose is None and pose_scale > 0:
+        from .control_maps import pose_map as detect_pose
+
+        with stage("pose map", timings):
+            pose = _resize(detect_pose(rgb, annotator_dirs=dirs, device=det_device), h, w)
+    return depth, pose
+
+
+def animate(
+    pipe: Any,
+    still: Any,
+    *,
+    motion_adapter: Any,
+    frames: int = 16,
+    fps: float = 8,
+    strength: float = 0.5,
+    seed: int = 0,
+    steps: int = 20,
+    cfg: float = 7.0,
+    depth_map: Any = None,
+    pose_map: Any = None,
+    prompt: str = "",
+    negative: str = "",
+    callback: Optional[Callable[[int, int], None]] = None,
+    loop: str = "off",
+    color_lock: float = 1.0,
+    mask: Any = None,
+    depth_scale: float = 0.7,
+    pose_scale: float = 0.7,
+    control_end: float = 1.0,
+    motion_lora: Any = None,
+    motion_lora_strength: float = 1.0,
+    sparsectrl: Any = None,
+    sparsectrl_scale: float = 1.0,
+    scheduler: str = "ddim",
+    context_stride: int = 4,
+    decode_chunk_size: int = 8,
+    annotator_dirs: Optional[Sequence[Any]] = None,
+    cancel: Any = None,
+    fallback: Optional[bool] = None,
+    prepare: Optional[Callable[[Attempt], None]] = None,
+    restore: Optional[Callable[[Attempt], None]] = None,
+    timings: Optional[Dict[str, float]] = None,
+) -> Clip:
+    """Frames (list of H,W,3 float32; the still's size rounded to multiples of 8) of a clip animated from `still`.
+
+    pipe: a loaded pipeline (engine.load_pipeline; a bare diffusers ControlNet img2img pipeline also works).
+    motion_adapter: a motion module path (file or diffusers folder), a MotionAdapter or a MotionModel.
+    strength: how far the frames may move away from the still (video-to-video denoise); runs
+        int(steps * strength) steps, and `callback(step, total)` counts those.
+    depth_map/pose_map: the still's maps (e.g. TransformResult.depth_map); missing ones are detected
+        like the still sampler does, unless depth_scale/pose_scale is 0. control_end: fraction of the
+        schedule the ControlNets act in.
+    loop: "off", "crossfade" (same length, wraps smoothly) or "pingpong" (2*frames-2 frames).
+    color_lock: 0..1, pull every frame's colours toward the still (inside `mask` if given).
+    motion_lora: a motion LoRA path / MotionLora / list of them (needs peft); loaded for this call only.
+    sparsectrl: an RGB SparseCtrl model (motion.load_sparsectrl): the still becomes the keyframe.
+    scheduler: a name from schedulers.SCHEDULER_NAMES, configured with AnimateDiff's schedule.
+    cancel: callable or threading.Event; stops within one step (CancelledError).
+    fallback/prepare/restore: as in engine.transform (OOM -> offload -> CPU; ComfyUI's placement).
+    The result is a list subclass with `.fps`, `.seed` and `.timings`.
+    """
+    import torch
+
+    from .color_lock import color_lock as lock_colors
+    from .engine import round_to_8
+
+    _check_args(frames, fps, strength, steps, cfg, loop)
+    if not 0.0 <= float(color_lock) <= 1.0:
+        raise InputError(f"color_lock must be between 0 and 1; got {color_lock!r}.")
+    for name, value in (("depth_scale", depth_scale), ("pose_scale", pose_scale), ("sparsectrl_scale", sparsectrl_scale)):
+        if not 0.0 <= float(value) <= 5.0:
+            raise InputError(f"{name} must be between 0 and 5; got {value!r}.")
+    if not 0.0 < float(control_end) <= 1.0:
+        raise InputError(f"control_end must be above 0 and at most 1; got {control_end!r}.")
+    frames, steps = int(frames), int(steps)
+    zp = _zpipe(pipe)
+    timings = {} if timings is None else timings
+    src = to_rgb(still, name="still")
+    h, w = round_to_8(*src.shape[:2])
+    still8 = _resize(src, h, w)
+    motion = as_motion_model(motion_adapter)
+    if sparsectrl is None:
+        sparsectrl = motion.sparsectrl
+    loras = _loras(motion, motion_lora, motion_lora_strength)
+    if loras:
+        require_peft()
+    depth, pose = (None, None) if sparsectrl is not None else _maps(
+        zp, still8, depth_map, pose_map, float(depth_scale), float(pose_scale), h, w, annotator_dirs, timings)
+    check_cancel(cancel)
+
+    n_gen = frames + (loop_tail_frames(frames) if loop == "crossfade" else 0)
+    still_pil = to_pil(still8)
+    off = np.zeros((h, w, 3), np.float32)
+    cond = [to_pil(depth if depth is not None else off), to_pil(pose if pose is not None else off)]
+    scales = [float(depth_scale) if depth is not None else 0.0, float(pose_scale) if pose is not None else 0.0]
+    step_cb = make_step_callback(callback, cancel=cancel)
+
+    def job(attempt: Attempt) -> List[np.ndarray]:
+        generator = torch.Generator("cpu").manual_seed(int(seed))  # CPU noise: the same clip on any device
+        common = dict(
+            prompt=prompt or "", negative_prompt=negative or None, num_inference_steps=steps, guidance_scale=float(cfg),
+            height=h, width=w, generator=generator, output_type="np", decode_chunk_size=max(1, int(decode_chunk_size)),
+            callback_on_step_end=step_cb, callback_on_step_end_tensor_inputs=["latents"],
+        )
+        with stage("animating", timings, f"{n_gen} frames {w}x{h}, {steps} steps x strength {strength}, {attempt}"):
+            with torch.inference_mode():
+                if sparsectrl is not None:
+                    out = _run_sparsectrl(mp, still_pil, n_gen, float(strength), float(sparsectrl_scale), loop, common)
+                else:
+                    out = mp(
+                        video=[still_pil] * n_gen, strength=float(strength),
+                        conditioning_frames=[[cond[0]] * n_gen, [cond[1]] * n_gen],
+                        controlnet_conditioning_scale=scales, control_guidance_start=0.0,
+                        control_guidance_end=float(control_end), **common,
+                    ).frames
+        return [np.asarray(f, dtype=np.float32) for f in out[0]]
+
+    with zp.lock:  # one job at a time per loaded pipeline (the still sampler takes the same lock)
+        with stage("building the motion pipeline", timings):
+            mp = motion_pipeline(zp, motion.adapter, sparsectrl=sparsectrl)
+            mp.scheduler = _scheduler_for(zp.sd, scheduler, getattr(zp, "base_scheduler_config", None))
+        _set_free_noise(mp, n_gen, motion.max_frames, context_stride)
+        names: List[str] = []
+        try:
+            if loras:
+                with stage("loading motion LoRAs", timings, ", ".join(l.name for l in loras)):
+                    for lora in loras:
+                        mp.load_lora_weights(dict(lora.state_dict), adapter_name=lora.name)
+                        names.append(lora.name)
+                    mp.set_adapters(names, adapter_weights=[l.strength for l in loras])
+            raw = run_with_fallback(
+                job, zp.attempts(fallback),
+                prepare=_placer(zp, mp, sparsectrl, prepare), restore=_restorer(zp, mp, sparsectrl, restore),
+                timings=timings,
+            )
+        finally:
+            if names:
+                mp.unload_lora_weights()  # the next call sees the plain motion model
+
+    with stage("finishing frames", timings):
+        raw = [np.clip(f, 0.0, 1.0) for f in raw]
+        if loop == "crossfade":
+            raw = crossfade_tail(raw, frames)
+        if float(color_lock) > 0:
+            raw = [lock_colors(f, still8, mask=mask, strength=float(color_lock)) for f in raw]
+        if loop == "pingpong" and len(raw) > 2:
+            raw = raw + raw[-2:0:-1]
+    clip = Clip(np.ascontiguousarray(f, dtype=np.float32) for f in raw)
+    clip.fps, clip.seed, clip.timings = float(fps), int(seed), timings
+    log.info("zrealism: animated %d frames %dx%d (%d denoising steps)", len(clip), w, h, step_cb.steps_done)
+    return clip
+
+
+def _set_free_noise(mp: Any, n_frames: int, window: int, stride: int) -> None:
+    """FreeNoise sliding windows only when the clip is longer than the adapter's window."""
+    want = n_frames > window
+    if not hasattr(mp, "enable_free_noise"):  # the SparseCtrl pipeline has no FreeNoise
+        if want:
+            raise InputError(
+                f"with SparseCtrl a clip can have at most {window} frames (the motion model's window); "
+                f"asked for {n_frames}. Lower frames (or loop), or disconnect SparseCtrl to use FreeNoise windows."
+            )
+        return
+    if want:
+        stride = max(1, min(int(stride), window // 2))
+        current = (getattr(mp, "_free_noise_context_length", None), getattr(mp, "_free_noise_context_stride", None))
+        if not mp.free_noise_enabled or current != (window, stride):
+            mp.enable_free_noise(context_length=window, context_stride=stride)
+    elif mp.free_noise_enabled:
+        mp.disable_free_noise()
+
+
+def _run_sparsectrl(mp: Any, still_pil: Any, n: int, strength: float, scale: float, loop: str, common: Dict[str, Any]) -> Any:
+    """SparseCtrl RGB keyframe mode (see the module doc).
+
+    AnimateDiffSparseControlNetPipeline is text-to-video; to keep the still's strength semantics it
+    starts from the noised still: DDIM's timesteps are cut to the last int(steps * strength) ones
+    (DDIM's step does not depend on the position in the list, unlike the multistep solvers) and
+    the initial latents are the still's latents noised to the first kept timestep.
+    """
+    import torch
+    from diffusers import DDIMScheduler
+    from diffusers.utils.torch_utils import randn_tensor
+
+    steps = int(common["num_inference_steps"])
+    keep = max(1, int(steps * strength))
+
+    class TailDDIM(DDIMScheduler):
+        def set_timesteps(self, num_inference_steps: int, device: Any = None) -> None:  # type: ignore[override]
+            super().set_timesteps(num_inference_steps, device=device)
+            self.timesteps = self.timesteps[-keep:]
+
+    mp.scheduler = TailDDIM.from_config(mp.scheduler.config)
+    device, dtype = mp._execution_device, mp.unet.dtype
+    generator = common["generator"]
+    pixels = torch.from_numpy(np.asarray(still_pil, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+    pixels = pixels.to(device=device, dtype=mp.vae.dtype)
+    init = mp.vae.encode(pixels).latent_dist.sample(generator) * mp.vae.config.scaling_factor
+    init = init.to(dtype)[:, :, None].repeat(1, 1, n, 1, 1)  # [1, C, frames, h, w]
+    mp.scheduler.set_timesteps(steps, device=device)
+    noise = randn_tensor(init.shape, generator=generator, device=device, dtype=dtype)
+    latents = mp.scheduler.add_noise(init, noise, mp.scheduler.timesteps[:1])
+    indices = [0] if loop == "off" or n < 2 else [0, n - 1]  # looping clips end on the still too
+    common = {k: v for k, v in common.items() if k != "decode_chunk_size"}  # this pipeline decodes all at once
+    return mp(
+        conditioning_frames=[still_pil] * len(indices), controlnet_frame_indices=indices, num_frames=n,
+        controlnet_conditioning_scale=scale, latents=latents, **common,
+    ).frames

@@ -1,0 +1,115 @@
+"""`zrealism run`: the whole pipeline on one image, the bundled sample, or a folder (batch, resumable)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="prep -> analyze -> depth/pose -> still -> (clip) -> evaluate, writing every output",
+        description="Run the full pipeline. Writes prepped.png, mask.png, depth.png, pose.png, result.png, "
+        "result.mp4 (--video), report.json and report.png into --out (one sub-folder per image for a folder "
+        "input; images already done are skipped, so a stopped batch resumes). Needs the real models: "
+        "see the README's models table; `zrealism selftest` checks an install without them.",
+    )
+    p.add_argument("input", nargs="?", type=Path, help="an image, or a folder of images")
+    p.add_argument("--sample", action="store_true", help="use the bundled sample character as the input")
+    p.add_argument("--out", type=Path, default=Path("zrealism_out"), help="output folder (default: zrealism_out)")
+    m = p.add_argument_group("models (a ComfyUI-style models/ folder, or explicit paths, which win)")
+    m.add_argument("--models", type=Path, help="a folder laid out like ComfyUI's models/ (checkpoints/, controlnet/, ...)")
+    m.add_argument("--checkpoint", type=Path, help="SD1.5 checkpoint: single file or diffusers folder")
+    m.add_argument("--depth-controlnet", type=Path, help="depth ControlNet for SD1.5 (file or folder)")
+    m.add_argument("--pose-controlnet", type=Path, help="OpenPose ControlNet for SD1.5 (file or folder)")
+    m.add_argument("--motion-adapter", type=Path, help="AnimateDiff SD1.5 motion module (for --video)")
+    m.add_argument("--vae", type=Path, help="optional separate VAE")
+    m.add_argument("--annotators", type=Path, action="append", default=[],
+                   help="folder with depth/pose detector weights (repeatable)")
+    m.add_argument("--config", type=Path, help="diffusers config folder for a single-file checkpoint "
+                   "(default: the SD1.5 configs shipped in the package)")
+    g = p.add_argument_group("generation")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    g.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="precision (default auto)")
+    g.add_argument("--steps", type=int, help="sampling steps (default: the analyzer's recommendation)")
+    g.add_argument("--denoise", type=float, help="img2img strength (default: the analyzer's recommendation)")
+    g.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    g.add_argument("--size", type=int, default=512, help="long side of the working image, multiple of 8 (default 512)")
+    g.add_argument("--subject", default="", help="subject phrase for the prompt, e.g. 'a young woman with red hair'")
+    g.add_argument("--prompt", default="", help="replace the suggested positive prompt")
+    g.add_argument("--negative", default="", help="replace the suggested negative prompt")
+    g.add_argument("--color-lock", type=float, default=0.0, help="0..1 pull of the result's colours toward the drawing")
+    v = p.add_argument_group("video")
+    v.add_argument("--video", action="store_true", help="also animate the still into a clip (needs a motion module)")
+    v.add_argument("--frames", type=int, default=16, help="clip length in frames (default 16)")
+    v.add_argument("--fps", type=float, default=8.0, help="frames per second (default 8)")
+    v.add_argument("--video-strength", type=float, default=0.5, help="how far frames may move from the still (default 0.5)")
+    p.add_argument("--json", action="store_true", help="print the scores of each image as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def resolve_models(args: argparse.Namespace):
+    from ..model_catalog import ModelPaths, discover
+
+    paths = discover(args.models) if args.models else ModelPaths()
+    if args.models and not args.models.is_dir():
+        raise InputError(f"--models folder not found: {args.models}")
+    for key in ("checkpoint", "depth_controlnet", "pose_controlnet", "motion_adapter", "vae"):
+        value = getattr(args, key)
+        if value is not None:
+            setattr(paths, key, value)
+    paths.annotator_dirs = list(args.annotators) + list(paths.annotator_dirs)
+    return paths
+
+
+def options_from(args: argparse.Namespace):
+    from ..runner import RunOptions
+
+    if args.size is not None and args.size and (args.size < 64 or args.size % 8):
+        raise InputError(f"--size must be a multiple of 8 and at least 64; got {args.size}.")
+    if args.frames < 1:
+        raise InputError(f"--frames must be 1 or more; got {args.frames}.")
+    if args.fps <= 0:
+        raise InputError(f"--fps must be above 0; got {args.fps}.")
+    return RunOptions(
+        seed=args.seed, size=args.size, subject=args.subject, prompt=args.prompt, negative=args.negative,
+        steps=args.steps, denoise=args.denoise, color_lock=args.color_lock, video=args.video,
+        frames=args.frames, fps=args.fps, video_strength=args.video_strength,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runner import check_models, list_inputs, run_batch
+
+    if args.sample == (args.input is not None):
+        raise InputError("give exactly one input: an image or folder, or --sample.")
+    options = options_from(args)
+    models = resolve_models(args)
+    check_models(models, video=args.video, models_dir=args.models)
+    sample = None
+    if args.sample:
+        from ..sample import sample_character
+
+        inputs = [Path("sample.png")]
+        sample = sample_character(512)
+    else:
+        inputs = list_inputs(args.input)
+    results = run_batch(inputs, args.out, models, options, device=args.device, dtype=args.dtype,
+                        config=args.config, progress=not args.no_progress, sample_image=sample)
+    for path, r in zip(inputs, results):
+        if r.skipped:
+            print(f"{path.name}: done already ({r.out_dir}), skipped")
+            continue
+        if args.json:
+            print(json.dumps({"input": path.name, "out_dir": str(r.out_dir), "scores": r.scores,
+                              "timings_s": {k: round(v, 3) for k, v in r.timings.items()}}))
+        else:
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in r.scores.items())
+            print(f"{path.name}: wrote {r.out_dir} ({scores})")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,451 @@
+"""The still-image engine: SD1.5 img2img guided by a depth and an OpenPose ControlNet.
+
+    pipe = load_pipeline(base, depth_controlnet, pose_controlnet, vae=None, device="auto", dtype="auto")
+    result = transform(pipe, image, prompt="photo of ...", denoise=0.6, callback=lambda s, t: ...)
+    result.image / result.depth_map / result.pose_map   # H,W,3 float32 in 0..1
+
+`ZRealismPipeline` (what load_pipeline returns) is the object the video stage builds on:
+`.sd` is the diffusers StableDiffusionControlNetImg2ImgPipeline (`.sd.controlnet` is a
+MultiControlNetModel [depth, pose]), `.device` / `.dtype` where it runs, `.modules()` the torch
+modules by name (for ComfyUI's ModelPatcher), `.place(device, dtype, offload)` moves them,
+`.attempts()` the OOM fallback chain, `.restore(attempt)` undoes a fallback, `.lock` serialises jobs.
+Device policy, fallback and step-callback plumbing live in device.py / runtime.py.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import device as devices
+from . import runtime
+from .errors import InputError
+from .images import to_mask, to_rgb
+from .schedulers import DEFAULT_SCHEDULER, make_scheduler
+
+log = logging.getLogger("zrealism")
+
+PathLike = Any
+MAX_CACHED_PIPELINES = 2  # loaded pipelines kept; unload_pipeline() frees them explicitly
+
+
+@dataclass
+class TransformResult:
+    """Output of transform(): the photo and the two maps that guided it (H,W,3 float32 0..1)."""
+
+    image: np.ndarray
+    depth_map: np.ndarray
+    pose_map: np.ndarray
+    steps: int = 0                     # denoising steps executed
+    seed: int = 0
+    device: str = ""
+    dtype: str = ""
+    fallback: Optional[str] = None     # reason, when the job ran on a fallback attempt
+    timings: Dict[str, float] = field(default_factory=dict)
+
+
+class ZRealismPipeline:
+    """A loaded SD1.5 + depth + pose ControlNet pipeline and where it should run (see module doc)."""
+
+    def __init__(
+        self,
+        sd: Any,
+        *,
+        device: Any,
+        dtype: Any,
+        fallback: bool = True,
+        key: Optional[Tuple] = None,
+        sources: Optional[Dict[str, Optional[str]]] = None,
+        annotator_dirs: Optional[Sequence[Any]] = None,
+    ) -> None:
+        import torch
+
+        self.sd = sd
+        self.home_device = torch.device(device)
+        self.home_dtype = dtype
+        self.fallback = fallback
+        self.key = key
+        self.sources = dict(sources or {})
+        self.annotator_dirs = list(annotator_dirs) if annotator_dirs else None
+        self.lock = threading.RLock()
+        self.base_scheduler_config = dict(sd.scheduler.config)
+        self.extras: Dict[str, Any] = {}  # e.g. the ComfyUI bridge keeps its ModelPatchers here
+        self._offloaded = False
+
+    # where the weights are now (they move during fallback and under ComfyUI's manager)
+    @property
+    def device(self) -> Any:
+        if self._offloaded:
+            return self.home_device
+        try:
+            return next(self.sd.unet.parameters()).device
+        except StopIteration:  # pragma: no cover
+            return self.home_device
+
+    @property
+    def dtype(self) -> Any:
+        return self.sd.unet.dtype
+
+    @property
+    def controlnets(self) -> List[Any]:
+        return list(self.sd.controlnet.nets)
+
+    def modules(self) -> Dict[str, Any]:
+        """The torch modules by role (UNet, both ControlNets, VAE, text encoder)."""
+        depth, pose = self.controlnets
+        return {
+            "unet": self.sd.unet,
+            "controlnet_depth": depth,
+            "controlnet_pose": pose,
+            "vae": self.sd.vae,
+            "text_encoder": self.sd.text_encoder,
+        }
+
+    def attempts(self, fallback: Optional[bool] = None) -> List[runtime.Attempt]:
+        return runtime.attempt_chain(self.home_device, self.home_dtype, fallback=self.fallback if fallback is None else fallback)
+
+    def place(self, attempt_or_device: Any, dtype: Any = None, offload: bool = False) -> None:
+        """Move every module to `device`/`dtype`; `offload` = diffusers model CPU offload instead."""
+        if isinstance(attempt_or_device, runtime.Attempt):
+            device, dtype, offload = attempt_or_device.device, attempt_or_device.dtype, attempt_or_device.offload
+        else:
+            device = attempt_or_device
+        dtype = dtype or self.home_dtype
+        if self._offloaded:
+            self.sd.remove_all_hooks()
+            self._offloaded = False
+        if offload:
+            for m in self.modules().values():
+                m.to(dtype=dtype)
+            self.sd.enable_model_cpu_offload(device=device)
+            self._offloaded = True
+            return
+        for m in self.modules().values():
+            p = next(m.parameters(), None)
+            if p is None or p.device != device or p.dtype != dtype:
+                m.to(device=device, dtype=dtype)
+
+    def restore(self, attempt: runtime.Attempt) -> None:
+        """After a fallback attempt: drop offload hooks and put the weights back in the planned dtype
+        (on the CPU; the next job's first attempt moves them to the GPU again)."""
+        import torch
+
+        if self._offloaded:
+            self.sd.remove_all_hooks()
+            self._offloaded = False
+        if attempt.dtype != self.home_dtype or attempt.offload:
+            for m in self.modules().values():
+                m.to(device=torch.device("cpu"), dtype=self.home_dtype)
+
+    def __repr__(self) -> str:
+        return f"ZRealismPipeline(base={self.sources.get('base')!r}, device={self.home_device}, dtype={devices.dtype_name(self.home_dtype)})"
+
+
+# ------------------------------------------------------------------ loading + cache
+
+_CACHE: "OrderedDict[Tuple, ZRealismPipeline]" = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def _file_key(path: Optional[PathLike]) -> Tuple:
+    if path is None or str(path) == "":
+        return ("",)
+    p = Path(str(path)).expanduser()
+    try:
+        st = p.stat()
+        return (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        return (str(p),)
+
+
+def load_pipeline(
+    base: PathLike,
+    depth_controlnet: PathLike,
+    pose_controlnet: PathLike,
+    vae: Optional[PathLike] = None,
+    device: Any = "auto",
+    dtype: Any = "auto",
+    **options: Any,
+) -> ZRealismPipeline:
+    """Load (or take from the cache) the SD1.5 + depth + OpenPose ControlNet pipeline.
+
+    base: SD1.5 single file or diffusers folder; depth/pose_controlnet: files or folders; vae: optional.
+    device: "auto" | "cuda" | "cuda:N" | "mps" | "cpu" (or a torch.device); dtype: "auto" | "fp32" | "fp16" | "bf16".
+    options:
+      config: diffusers config folder for single files (default: the shipped SD1.5 configs)
+      fallback (True): CPU fallback for an unusable GPU and for out-of-memory during jobs
+      cache (True): reuse an already loaded pipeline for the same files/device/dtype
+      allow_download (False): let hub ids ("org/name") be downloaded - standalone use only
+      annotator_dirs: folders with detector weights for automatic depth/pose maps
+    Models are loaded on the CPU; a job moves them to the device (so OOM fallback covers it).
+    """
+    from . import loaders
+
+    config = options.pop("config", None)
+    fallback = bool(options.pop("fallback", True))
+    use_cache = bool(options.pop("cache", True))
+    allow_download = bool(options.pop("allow_download", False))
+    annotator_dirs = options.pop("annotator_dirs", None)
+    if options:
+        raise InputError(f"load_pipeline got unknown option(s): {', '.join(sorted(options))}.")
+
+    plan = devices.plan(device, dtype, fallback=fallback)
+    key = (
+        _file_key(base), _file_key(depth_controlnet), _file_key(pose_controlnet), _file_key(vae),
+        _file_key(config), str(plan.device), devices.dtype_name(plan.dtype),
+    )
+    if use_cache:
+        with _CACHE_LOCK:
+            hit = _CACHE.get(key)
+            if hit is not None:
+                _CACHE.move_to_end(key)
+                hit.fallback, hit.annotator_dirs = fallback, (list(annotator_dirs) if annotator_dirs else hit.annotator_dirs)
+                log.info("zrealism: using the already loaded pipeline (%s)", hit)
+                return hit
+
+    timings: Dict[str, float] = {}
+    log.info("zrealism: device plan: %s", plan)
+    with runtime.stage("loading models", timings, f"{Path(str(base)).name}, {devices.dtype_name(plan.dtype)}"):
+        hub = allow_download and loaders._is_hub_id(str(base))
+        if not hub:
+            loaders.check_base(base)  # base errors first: they are the most common
+        unet_cfg = _hub_unet_config(base) if hub else loaders.base_unet_config(base, config)
+        depth = loaders.load_controlnet(depth_controlnet, "depth", unet_cfg, plan.dtype, allow_download=allow_download)
+        pose = loaders.load_controlnet(pose_controlnet, "pose", unet_cfg, plan.dtype, allow_download=allow_download)
+        vae_model = loaders.load_vae(vae, loaders.config_folder(config) if not Path(str(base)).is_dir() else Path(str(base)), plan.dtype) if vae else None
+        sd = loaders.load_sd_pipeline(
+            base, [depth, pose], vae=vae_model, config=config, dtype=plan.dtype, allow_download=allow_download
+        )
+        sd.set_progress_bar_config(disable=True)
+    pipe = ZRealismPipeline(
+        sd, device=plan.device, dtype=plan.dtype, fallback=fallback, key=key,
+        sources=dict(base=str(base), depth_controlnet=str(depth_controlnet), pose_controlnet=str(pose_controlnet),
+                     vae=str(vae) if vae else None, config=str(config) if config else None),
+        annotator_dirs=annotator_dirs,
+    )
+    pipe.extras["load_timings"] = timings
+    if use_cache:
+        with _CACHE_LOCK:
+            _CACHE[key] = pipe
+            while len(_CACHE) > MAX_CACHED_PIPELINES:
+                old_key, old = _CACHE.popitem(last=False)
+                log.info("zrealism: dropping the least recently used pipeline from the cache (%s)", old)
+    return pipe
+
+
+def _hub_unet_config(repo: str) -> Dict[str, Any]:  # pragma: no cover - network, opt-in only
+    from diffusers import UNet2DConditionModel
+
+    return dict(UNet2DConditionModel.load_config(repo, subfolder="unet"))
+
+
+def unload_pipeline(pipe: Optional[ZRealismPipeline] = None) -> int:
+    """Forget cached pipelines (one, or all with None) and free their memory. Returns how many."""
+    with _CACHE_LOCK:
+        keys = [k for k, v in _CACHE.items() if pipe is None or v is pipe]
+        for k in keys:
+            del _CACHE[k]
+    if pipe is not None:
+        pipe.sd = None
+    devices.free_memory("cuda")
+    return len(keys)
+
+
+def cached_pipelines() -> List[ZRealismPipeline]:
+    with _CACHE_LOCK:
+        return list(_CACHE.values())
+
+
+# ------------------------------------------------------------------ transform
+
+def round_to_8(h: int, w: int) -> Tuple[int, int]:
+    """Sides rounded to the nearest multiple of 8 (at least 8): SD's VAE/UNet need it."""
+    return max(8, int(round(h / 8.0)) * 8), max(8, int(round(w / 8.0)) * 8)
+
+
+def _resize_rgb(arr: np.ndarray, h: int, w: int) -> np.ndarray:
+    if arr.shape[:2] == (h, w):
+        return arr
+    from PIL import Image
+
+    from .images import to_pil
+
+    out = to_pil(arr).resize((w, h), Image.LANCZOS)
+    return np.asarray(out, dtype=np.float32) / 255.0
+
+
+def _resize_mask(m: np.ndarray, h: int, w: int) -> np.ndarray:
+    if m.shape == (h, w):
+        return m
+    from PIL import Image
+
+    img = Image.fromarray(np.clip(m, 0, 1).astype(np.float32), mode="F").resize((w, h), Image.BILINEAR)
+    return np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+
+
+def _window(scale: float, start: float, end: float, name: str) -> Tuple[float, float, float]:
+    """Validated (scale, start, end); an empty window means the net is off (scale 0)."""
+    for label, v in (("scale", scale), ("start", start), ("end", end)):
+        if not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise InputError(f"{name} {label} must be a number; got {v!r}.")
+    if scale < 0:
+        raise InputError(f"{name} scale must be 0 or more; got {scale}.")
+    if not (0.0 <= start <= 1.0 and 0.0 <= end <= 1.0):
+        raise InputError(f"{name} start/end must be between 0 and 1; got {start}..{end}.")
+    if start >= end:
+        return 0.0, 0.0, 1.0  # diffusers rejects start >= end; such a window simply never applies
+    return float(scale), float(start), float(end)
+
+
+def _control_map(given: Any, name: str, h: int, w: int, detect: Callable[[], np.ndarray]) -> np.ndarray:
+    if given is None:
+        return _resize_rgb(detect(), h, w)
+    return _resize_rgb(to_rgb(given, name=name), h, w)
+
+
+def transform(
+    pipe: ZRealismPipeline,
+    image: Any,
+    *,
+    mask: Any = None,
+    depth_map: Any = None,
+    pose_map: Any = None,
+    prompt: str = "",
+    negative: str = "",
+    seed: int = 0,
+    steps: int = 20,
+    cfg: float = 7.0,
+    denoise: float = 0.6,
+    depth_scale: float = 0.7,
+    pose_scale: float = 0.7,
+    callback: Optional[Callable[[int, int], None]] = None,
+    depth_start: float = 0.0,
+    depth_end: float = 1.0,
+    pose_start: float = 0.0,
+    pose_end: float = 1.0,
+    scheduler: str = DEFAULT_SCHEDULER,
+    color_lock: float = 0.0,
+    depth_method: str = "auto",
+    annotator_dirs: Optional[Sequence[Any]] = None,
+    detect_resolution: int = 512,
+    cancel: Any = None,
+    fallback: Optional[bool] = None,
+    prepare: Optional[Callable[[runtime.Attempt], None]] = None,
+    restore: Optional[Callable[[runtime.Attempt], None]] = None,
+) -> TransformResult:
+    """Turn a prepared drawing into a photo while keeping its geometry (depth) and pose (OpenPose).
+
+    image: PIL or numpy H,W,3 (uint8 or float 0..1; alpha is composited on white). The result has the
+    input's size with sides rounded to multiples of 8. mask: optional H,W (1 = character), used by the
+    colour lock. depth_map / pose_map: supply maps (any size) to skip detection; otherwise they are
+    computed with zrealism_core.control_maps from the annotator folders.
+    steps/denoise: img2img runs int(steps * denoise) steps - `callback(step, total)` is called once per
+    executed step with that total. depth_/pose_start/end: the fraction of the schedule each net acts
+    in. scheduler: see schedulers.SCHEDULER_NAMES. color_lock: 0..1 strength of the LAB colour
+    transfer toward the source inside the mask. cancel: threading.Event or callable -> True to stop
+    (CancelledError within one step). fallback: override the pipeline's OOM fallback switch.
+    prepare/restore: how to place the models per attempt (default pipe.place/pipe.restore; the
+    ComfyUI node passes ComfyUI's memory manager here).
+    """
+    import torch
+
+    if not isinstance(pipe, ZRealismPipeline) or pipe.sd is None:
+        raise InputError("pipe must be a loaded pipeline from load_pipeline() (it may have been unloaded).")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise InputError(f"steps must be a whole number of 1 or more; got {steps!r}.")
+    if not isinstance(denoise, (int, float)) or not 0.0 < denoise <= 1.0:
+        raise InputError(f"denoise must be above 0 and at most 1; got {denoise!r}.")
+    n_steps = runtime.expected_steps(int(steps), float(denoise))
+    if n_steps < 1:
+        raise InputError(
+            f"denoise {denoise} with {steps} steps runs no step at all (img2img runs int(steps x denoise)); "
+            "raise steps or denoise."
+        )
+    if not isinstance(cfg, (int, float)) or not np.isfinite(cfg) or cfg < 0:
+        raise InputError(f"cfg must be a number of 0 or more; got {cfg!r}.")
+    if not isinstance(color_lock, (int, float)) or not 0.0 <= color_lock <= 1.0:
+        raise InputError(f"color lock strength must be between 0 and 1; got {color_lock!r}.")
+    d_scale, d_start, d_end = _window(depth_scale, depth_start, depth_end, "depth")
+    p_scale, p_start, p_end = _window(pose_scale, pose_start, pose_end, "pose")
+    seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+
+    timings: Dict[str, float] = {}
+    rgb = to_rgb(image, name="image")
+    h0, w0 = rgb.shape[:2]
+    h, w = round_to_8(h0, w0)
+    rgb8 = _resize_rgb(rgb, h, w)
+    mask8 = _resize_mask(to_mask(mask, (h0, w0)), h, w) if mask is not None else None
+    dirs = annotator_dirs if annotator_dirs is not None else pipe.annotator_dirs
+    det_device = "cpu" if pipe.home_device.type == "cpu" else str(pipe.home_device)
+
+    def detect_depth() -> np.ndarray:
+        from .control_maps import depth_map as _depth
+
+        with runtime.stage("depth map", timings):
+            return _depth(rgb8, method=depth_method, annotator_dirs=dirs, resolution=detect_resolution, device=det_device)
+
+    def detect_pose() -> np.ndarray:
+        from .control_maps import pose_map as _pose
+
+        with runtime.stage("pose map", timings):
+            return _pose(rgb8, annotator_dirs=dirs, resolution=detect_resolution, device=det_device)
+
+    depth8 = _control_map(depth_map, "depth map", h, w, detect_depth)
+    runtime.check_cancel(cancel)
+    pose8 = _control_map(pose_map, "pose map", h, w, detect_pose)
+    runtime.check_cancel(cancel)
+
+    from .images import to_pil
+
+    init_pil, depth_pil, pose_pil = to_pil(rgb8), to_pil(depth8), to_pil(pose8)
+
+    def job(attempt: runtime.Attempt) -> Tuple[np.ndarray, int, runtime.Attempt]:
+        step_cb = runtime.make_step_callback(callback, cancel=cancel)
+        # CPU generator: the same seed gives the same noise on every device (and on the fallback)
+        gen = torch.Generator("cpu").manual_seed(seed)
+        with runtime.stage("synthesizing", timings, f"{n_steps} steps, {w}x{h}, {attempt}"):
+            out = pipe.sd(
+                prompt=prompt or "",
+                negative_prompt=negative or None,
+                image=init_pil,
+                control_image=[depth_pil, pose_pil],
+                strength=float(denoise),
+                num_inference_steps=int(steps),
+                guidance_scale=float(cfg),
+                controlnet_conditioning_scale=[d_scale, p_scale],
+                control_guidance_start=[d_start, p_start],
+                control_guidance_end=[d_end, p_end],
+                height=h,
+                width=w,
+                generator=gen,
+                output_type="np",
+                callback_on_step_end=step_cb,
+                callback_on_step_end_tensor_inputs=["latents"],
+            )
+        return np.asarray(out.images[0], dtype=np.float32), step_cb.steps_done, attempt
+
+    with pipe.lock:
+        pipe.sd.scheduler = make_scheduler(scheduler, pipe.base_scheduler_config)
+        attempts = pipe.attempts(fallback)
+        result, done, used = runtime.run_with_fallback(
+            job, attempts, prepare=prepare or pipe.place, restore=restore or pipe.restore, timings=timings
+        )
+
+    if color_lock > 0:
+        from .color_lock import color_lock as _color_lock
+
+        with runtime.stage("colour lock", timings):
+            result = _color_lock(result, rgb8, mask8, strength=float(color_lock))
+    result = np.ascontiguousarray(np.clip(result, 0.0, 1.0).astype(np.float32))
+    fell_back = None if used is attempts[0] else used.reason
+    log.info("zrealism: transform %dx%d, %d steps on %s%s", w, h, done, used, f" (fallback: {fell_back})" if fell_back else "")
+    return TransformResult(
+        image=result, depth_map=depth8.astype(np.float32), pose_map=pose8.astype(np.float32), steps=done, seed=seed,
+        device=str(used.device), dtype=devices.dtype_name(used.dtype), fallback=fell_back, timings=timings,
+    )

@@ -1,0 +1,333 @@
+"""Fidelity and realism scores for a photoreal result against its 2D source drawing.
+
+`evaluate(source, result)` scores one still, `evaluate_video(source, frames)` a clip (per-frame
+scores plus temporal consistency). Every score is in 0..1 with 1 = perfect, and is computed on the
+character: the prep-stage mask when given, otherwise the near-white background connected to the
+border is detected and left out. The metrics live in `zrealism_core.metrics` (one module per
+family, all anchors in metrics/calibration.py); this module handles input, masks and the report.
+
+Gating components (their geometric mean is `overall`, so one failure shows):
+silhouette, edge, color, texture_realism (+ temporal for clips). palette and the LAB colour
+moments are reported, not gated.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+from .images import split_rgb_alpha, to_mask
+from .masks import white_background_subject_mask
+from .metrics.calibration import MASK_ERODE_PX, scale_for
+from .metrics.colour import color_fidelity, moments_diagnostic, palette_fidelity, region_lab
+from .metrics.edges import edge_fidelity
+from .metrics.silhouette import silhouette_score
+from .metrics.temporal import temporal_consistency
+from .metrics.texture import texture_realism
+
+GATING = ("silhouette", "edge", "color", "texture_realism")
+SCORE_NAMES = ("overall", "silhouette", "edge", "color", "palette", "texture_realism", "temporal")
+
+
+@dataclass
+class FidelityReport:
+    """Scores (0..1, 1 = perfect), diagnostics and notes of one evaluation."""
+
+    scores: Dict[str, float]
+    diagnostics: Dict[str, Any] = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)
+    per_frame: List[Dict[str, float]] = field(default_factory=list)
+    frames: int = 1
+    # The scores whose geometric mean is `overall`.
+    gating: List[str] = field(default_factory=lambda: list(GATING))
+    # Images and maps for render_panel (not part of to_dict / JSON).
+    artifacts: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_dict(self) -> Dict[str, Any]:
+        out = {
+            "scores": dict(self.scores),
+            "gating": list(self.gating),
+            "frames": self.frames,
+            "diagnostics": _json_safe(self.diagnostics),
+            "notes": list(self.notes),
+        }
+        if self.per_frame:
+            out["per_frame"] = [dict(s) for s in self.per_frame]
+        return out
+
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False, allow_nan=False)
+
+    def summary(self) -> str:
+        """A few readable lines: scores first, then notes."""
+        parts = [f"{k} {v:.3f}" for k, v in self.scores.items()]
+        lines = ["Z-Realism fidelity: " + ", ".join(parts)]
+        if self.frames > 1:
+            lines.append(f"clip of {self.frames} frames (scores are frame means; temporal over the clip)")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return round(v, 6) if math.isfinite(v) else None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    return value
+
+
+def _clean(score: float) -> float:
+    """Scores are finite, in 0..1, and rounded so identical inputs give exactly 1.0."""
+    s = float(score)
+    if not math.isfinite(s):
+        return 0.0
+    return round(min(1.0, max(0.0, s)), 6)
+
+
+def geometric_mean(values: Sequence[float]) -> float:
+    vals = [max(0.0, float(v)) for v in values]
+    if not vals or min(vals) <= 0.0:
+        return 0.0
+    return float(math.exp(sum(math.log(v) for v in vals) / len(vals)))
+
+
+# ---------------------------------------------------------------- inputs and masks
+
+def _load_rgb(image: Any, name: str, notes: List[str]):
+    rgb, alpha = split_rgb_alpha(image, name=name)
+    if alpha is not None:
+        rgb = rgb * alpha[:, :, None] + (1.0 - alpha[:, :, None])  # composite onto white, like prep
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
+        notes.append(f"{name} is grayscale: colour scores compare it as gray")
+    return np.ascontiguousarray(rgb, dtype=np.float32), alpha
+
+
+def _fit(arr: np.ndarray, shape: tuple, interpolation: int) -> np.ndarray:
+    return cv2.resize(arr, (shape[1], shape[0]), interpolation=interpolation)
+
+
+def _resize_to(img: np.ndarray, shape: tuple, name: str, notes: List[str]) -> np.ndarray:
+    if img.shape[:2] == tuple(shape[:2]):
+        return img
+    h, w = img.shape[:2]
+    note = f"{name} is {w}x{h}, source is {shape[1]}x{shape[0]}: {name} resized to the source size"
+    if abs(w / h - shape[1] / shape[0]) > 0.01:
+        note += " (aspect ratio differs: silhouette and edge scores include the distortion)"
+    notes.append(note)
+    down = h * w > shape[0] * shape[1]
+    return np.clip(_fit(img, shape, cv2.INTER_AREA if down else cv2.INTER_LINEAR), 0.0, 1.0)
+
+
+def _subject_mask(rgb: np.ndarray, given: Any, alpha: Optional[np.ndarray], name: str, notes: List[str]) -> np.ndarray:
+    """Boolean character mask: given mask > alpha channel > detected white background."""
+    shape = rgb.shape[:2]
+    if given is not None:
+        m = to_mask(given, name=f"{name} mask")
+        if m.shape != shape:
+            notes.append(f"{name} mask is {m.shape[1]}x{m.shape[0]}: resized to {shape[1]}x{shape[0]}")
+            m = _fit(m, shape, cv2.INTER_LINEAR)
+        mb = m > 0.5
+        if mb.any():
+            return mb
+        notes.append(f"{name} mask is empty (no pixel > 0.5): detected the character instead")
+    if alpha is not None and (alpha < 0.5).any() and (alpha > 0.5).any():
+        return _fit(alpha, shape, cv2.INTER_LINEAR) > 0.5 if alpha.shape != shape else alpha > 0.5
+    m = white_background_subject_mask(rgb) > 0.5
+    if not m.any():
+        notes.append(f"{name} is entirely near-white: no character found, whole image used")
+        return np.ones(shape, dtype=bool)
+    if m.all():
+        notes.append(f"{name} has no white background connected to the border: whole frame taken as character")
+    return m
+
+
+def _erode(mask: np.ndarray, radius: float) -> np.ndarray:
+    r = int(round(radius))
+    if r <= 0:
+        return mask
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    # Pad with "inside" so a character touching the frame is not eroded from the frame edge.
+    padded = np.pad(mask.astype(np.uint8), r, mode="edge")
+    return cv2.erode(padded, k)[r:-r, r:-r] > 0
+
+
+def _region(src_mask: np.ndarray, res_mask: np.ndarray, notes: List[str]) -> np.ndarray:
+    """Pixels compared by per-pixel metrics: eroded intersection of both characters."""
+    both = src_mask & res_mask
+    region = _erode(both, MASK_ERODE_PX * scale_for(src_mask.shape))
+    if region.any():
+        return region
+    if both.any():
+        return both
+    notes.append("source and result characters do not overlap: colour/edge compared over the source character")
+    return src_mask if src_mask.any() else np.ones_like(src_mask)
+
+
+# ---------------------------------------------------------------- scoring
+
+class _Source:
+    """Source-side data shared by every frame of a clip."""
+
+    def __init__(self, source: Any, mask: Any, notes: List[str]):
+        self.rgb, alpha = _load_rgb(source, "source", notes)
+        self.mask = _subject_mask(self.rgb, mask, alpha, "source", notes)
+
+
+def _score_frame(src: _Source, result: Any, result_mask: Any, name: str, notes: List[str], keep_maps: bool):
+    res, alpha = _load_rgb(result, name, notes)
+    res = _resize_to(res, src.rgb.shape, name, notes)
+    if alpha is not None and alpha.shape != src.rgb.shape[:2]:
+        alpha = _fit(alpha, src.rgb.shape, cv2.INTER_LINEAR)
+    res_mask = _subject_mask(res, result_mask, alpha, name, notes)
+    region = _region(src.mask, res_mask, notes)
+
+    sil = silhouette_score(src.mask, res_mask)
+    edge = edge_fidelity(src.rgb, res, src.mask | res_mask)
+    col = color_fidelity(src.rgb, res, region)
+    lab_s, lab_r = region_lab(src.rgb, region), region_lab(res, region)
+    pal = palette_fidelity(src.rgb, res, region, lab_s, lab_r)
+    mom = moments_diagnostic(src.rgb, res, region, lab_s, lab_r)
+    tex = texture_realism(res, _erode(res_mask, MASK_ERODE_PX * scale_for(res_mask.shape)) if res_mask.any() else None)
+    for n in tex.pop("notes"):
+        notes.append(f"{name}: {n}")
+    scores = {
+        "silhouette": _clean(sil["score"]),
+        "edge": _clean(edge["score"]),
+        "color": _clean(col["score"]),
+        "palette": _clean(pal["score"]),
+        "texture_realism": _clean(tex["score"]),
+    }
+    diag = {
+        "silhouette": sil,
+        "edge": {k: v for k, v in edge.items() if not k.endswith("_map")},
+        "color": {k: v for k, v in col.items() if k != "map"},
+        "palette": pal,
+        "color_moments": mom,
+        "texture": tex,
+        "mask": {
+            "source_fraction": float(src.mask.mean()),
+            "result_fraction": float(res_mask.mean()),
+            "compared_fraction": float(region.mean()),
+        },
+    }
+    artifacts = {}
+    if keep_maps:
+        artifacts = {
+            "source": src.rgb, "result": res, "source_mask": src.mask, "result_mask": res_mask,
+            "region": region, "source_edges": edge["source_map"], "result_edges": edge["result_map"],
+            "delta_e": col["map"],
+        }
+    return scores, diag, artifacts, res, res_mask
+
+
+def evaluate(source: Any, result: Any, mask: Any = None, *, result_mask: Any = None) -> "FidelityReport":
+    """Score one result image against its source drawing.
+
+    source, result: PIL images or arrays (H,W / H,W,C; uint8, uint16 or float 0..1). A result of
+    another size is resized to the source (noted in the report). mask: the source character mask
+    (1 = character, e.g. from prep); result_mask: the result's, detected when omitted.
+    """
+    notes: List[str] = []
+    src = _Source(source, mask, notes)
+    scores, diag, artifacts, _, _ = _score_frame(src, result, result_mask, "result", notes, keep_maps=True)
+    scores["overall"] = _clean(geometric_mean([scores[k] for k in GATING]))
+    ordered = {k: scores[k] for k in SCORE_NAMES if k in scores}
+    return FidelityReport(scores=ordered, diagnostics=diag, notes=_dedupe(notes), frames=1, artifacts=artifacts)
+
+
+def _frames_list(frames: Any) -> list:
+    if frames is None:
+        raise InputError("frames are missing: pass a list of images or a [T,H,W,C] array.")
+    if isinstance(frames, np.ndarray) and frames.ndim == 4:
+        return [frames[i] for i in range(frames.shape[0])]
+    if isinstance(frames, (list, tuple)):
+        return list(frames)
+    return [frames]
+
+
+def evaluate_video(source: Any, frames: Any, mask: Any = None, *, result_masks: Any = None) -> "FidelityReport":
+    """Score the frames of a clip against one source: per-frame scores (means reported, worst
+    frame in diagnostics) plus `temporal` (flow-warping error and luminance flicker).
+
+    `source` may also be a sequence with one source per frame. A one-frame clip has no temporal
+    information: temporal is then 1.0 (neutral, not gated) and a note says so.
+    """
+    items = _frames_list(frames)
+    if not items:
+        raise InputError("the clip has no frames: pass at least one image.")
+    sources = list(source) if isinstance(source, (list, tuple)) else [source]
+    if len(sources) not in (1, len(items)):
+        raise InputError(f"{len(sources)} sources for {len(items)} frames: pass one source, or one per frame.")
+    masks = _frames_list(result_masks) if result_masks is not None else [None]
+    if len(masks) not in (1, len(items)):
+        raise InputError(f"{len(masks)} result masks for {len(items)} frames: pass one mask, or one per frame.")
+
+    notes: List[str] = []
+    src_cache = [_Source(s, mask, notes) for s in sources]
+    per_frame, diags, rgbs, regions = [], [], [], []
+    worst, worst_key, worst_artifacts = 0, (2.0, 2.0), {}
+    for i, frame in enumerate(items):
+        s = src_cache[0] if len(src_cache) == 1 else src_cache[i]
+        rm = masks[0] if len(masks) == 1 else masks[i]
+        scores, diag, artifacts, res, res_mask = _score_frame(s, frame, rm, f"frame {i}", notes, keep_maps=True)
+        scores["overall"] = _clean(geometric_mean([scores[k] for k in GATING]))
+        per_frame.append({k: scores[k] for k in SCORE_NAMES if k in scores})
+        diags.append(diag)
+        rgbs.append(res)
+        regions.append(_grow(res_mask))
+        # Worst frame: lowest overall, ties (e.g. all 0) broken by the mean gating score.
+        key = (scores["overall"], float(np.mean([scores[k] for k in GATING])))
+        if key < worst_key:
+            worst, worst_key, worst_artifacts = i, key, artifacts
+
+    agg = {k: _clean(np.mean([f[k] for f in per_frame])) for k in GATING + ("palette",)}
+    diagnostics: Dict[str, Any] = {"worst_frame": worst, "worst_frame_diagnostics": diags[worst]}
+    if len(rgbs) >= 2:
+        temp = temporal_consistency(rgbs, regions)
+        agg["temporal"] = _clean(temp["score"])
+        diagnostics["temporal"] = temp
+    else:
+        agg["temporal"] = 1.0
+        diagnostics["temporal"] = {"measured": False}
+        notes.append("one-frame clip: no temporal information, temporal set to 1.0 and not gated")
+    gating = list(GATING) + (["temporal"] if len(rgbs) >= 2 else [])
+    agg["overall"] = _clean(geometric_mean([agg[k] for k in gating]))
+    diagnostics["min_per_frame"] = {k: min(f[k] for f in per_frame) for k in per_frame[0]}
+    ordered = {k: agg[k] for k in SCORE_NAMES if k in agg}
+    worst_artifacts["frame_index"] = worst
+    return FidelityReport(
+        scores=ordered, diagnostics=diagnostics, notes=_dedupe(notes), per_frame=per_frame,
+        frames=len(items), gating=gating, artifacts=worst_artifacts,
+    )
+
+
+def _grow(mask: np.ndarray) -> Optional[np.ndarray]:
+    """Temporal comparison region: the character plus a margin (motion moves the outline)."""
+    if mask.all() or not mask.any():
+        return None
+    r = max(1, int(round(8 * scale_for(mask.shape))))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(mask.astype(np.uint8), k) > 0
+
+
+def _dedupe(notes: List[str]) -> List[str]:
+    seen, out = set(), []
+    for n in notes:
+        if n not in seen:
+            seen.add(n)
+            out.append(n)
+    return out

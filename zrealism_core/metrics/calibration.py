@@ -1,0 +1,135 @@
+"""Every calibration anchor of the fidelity scores, in one place, each with its reason and its data.
+
+A distance d becomes a score in 0..1 by a clipped linear ramp between two anchors
+(`ramp(d, good, bad)`: d <= good -> 1, d >= bad -> 0) or by an exponential `exp(-d / tau)`.
+
+Where the data came from:
+* "proxy": the anime/photo proxy of ../shared/docs/metrics.md: five scikit-image photos
+  (astronaut, chelsea, coffee, rocket, motorcycle), centre-cropped to 512x512, cartoonised
+  (6x bilateral, k-means k=8, adaptive-threshold line art). Source = cartoon, output = photo
+  (good), negatives = shifted / flipped / other photo / hue-rotated / grayscale.
+* "nss-loo": our own leave-one-out run of texture.py on the 7 pristine scikit-image photos of
+  metrics/nss_model.py plus coffee (held out), 512x512 crops, conditions photo / JPEG q30 /
+  "plastic" (4x bilateral 9,75,75) / blur sigma 2 / cartoonised / 8x8 flat fill.
+  Medians of the NIQE-style distance: photo 5.3, JPEG 9.6, plastic 10.8, noise 10.9, blur 13.8,
+  cartoon 21.8.
+* "temporal-synth": 16-frame 512x512 clips of a panning photo (1.5 px/frame) with added global
+  flicker or texture boiling, DIS optical flow (see temporal.py and ../shared/docs/metrics.md §4).
+
+All anchors are provisional (the proxy is synthetic); recalibrate them here, and only here,
+once real pipeline outputs (good vs hue-rotated / shuffled) are available.
+"""
+from __future__ import annotations
+
+import math
+
+# ---------------------------------------------------------------- geometry / scale
+# Metric scales are defined at 512 px (the SD1.5 working size) and scaled with min(H, W) / 512,
+# so a 1024 px pair is judged like its 512 px version.
+REFERENCE_SIZE = 512
+
+# Per-pixel metrics drop a thin band inside the silhouette: anti-aliased halo pixels mix
+# character and white background and would count as colour/edge errors. 2-8 px suggested by
+# the notes; 3 px at 512 keeps thin limbs.
+MASK_ERODE_PX = 3.0
+
+# ---------------------------------------------------------------- silhouette (DAVIS J&F)
+# Boundary tolerance as a fraction of the image diagonal: DAVIS `db_eval_boundary(bound_th=0.008)`
+# (Perazzi et al. 2016), i.e. ceil(0.008 * 724) = 6 px at 512x512.
+BOUNDARY_TOLERANCE_FRACTION = 0.008
+
+# ---------------------------------------------------------------- edge
+# Gaussian sigma of the |LoG| maps at 512 px. proxy: sigma 1 -> POS 0.53 (raw Laplacian
+# correlates poorly across the style gap), sigma 2 -> 0.71, sigma 3 -> 0.76; sigma 3 was the
+# first scale at which every same-content pair beat every shifted/flipped/other pair.
+EDGE_LOG_SIGMA = 3.0
+# Gradient-magnitude correlation (diagnostic only): sigma 2 separated the proxy as well.
+EDGE_GRAD_SIGMA = 2.0
+# Correlations r in [-1, 1] map as max(0, r): an anti-correlated or unrelated edge map has no
+# fidelity at all; proxy "other image" r = -0.04 -> 0.
+
+# ---------------------------------------------------------------- colour
+# S-CIELAB-style low-pass before CIEDE2000 (Zhang & Wandell 1996): Gaussian sigma 3 px at 512.
+COLOR_LOWPASS_SIGMA = 3.0
+# Mean low-passed CIEDE2000 on the character, ramp anchors. proxy: good outputs 7.2 (median
+# of POS ~5-7), hue +30 deg ~10, grayscale 15.5, other image 31, hue +60 deg 26.3.
+# good = 5 (below every good proxy output), bad = 25 (between hue +60 deg and other image).
+COLOR_DE_GOOD = 5.0
+COLOR_DE_BAD = 25.0
+# Colour is computed at this working size (min side): the low-pass removes everything finer,
+# and CIEDE2000 on 256^2 costs ~17 ms instead of ~95 ms at 512^2 (measured in the notes).
+COLOR_WORK_SIZE = 256
+
+# ---------------------------------------------------------------- palette
+# Dominant colours: k-means in LAB, k = 6 (hair / skin / eyes / 2-3 outfit colours), on a 128^2
+# downsample (full-res k-means ~0.9 s, 128^2 ~60 ms in the notes).
+PALETTE_K = 6
+PALETTE_WORK_SIZE = 128
+# Weighted Hungarian-matched CIEDE2000 between palettes. proxy: POS 7.3, shift 8.3, other
+# image 16.9, hue +60 deg 27.1, grayscale 15.6. good = 3, bad = 25.
+PALETTE_DE_GOOD = 3.0
+PALETTE_DE_BAD = 25.0
+
+# ---------------------------------------------------------------- colour moments (diagnostic)
+# Stricker & Orengo distance with unit weights; exp(-d / 50). proxy: POS 29 -> 0.56,
+# other/hue/grayscale 86-109 -> 0.11-0.18. Diagnostic only: POS and NEG overlap per image.
+MOMENTS_TAU = 50.0
+
+# ---------------------------------------------------------------- texture realism (NIQE-style NSS)
+# NIQE-style distance between the MVG of the BRISQUE features of the result's patches and the
+# MVG of pristine photos (metrics/nss_model.py). nss-loo (leave-one-out) medians: photo 5.3,
+# cartoon 21.8; with the shipped model: held-out photo "coffee" 4.8 (in-sample photos 2.4-4.1),
+# cartoonised photos median 19.1, plastic 11.5, blur 14.7, JPEG q30 8.8.
+# good = 5.0 (an unseen real photo), bad = 19.0 (a typical cartoon).
+TEXTURE_DIST_GOOD = 5.0
+TEXTURE_DIST_BAD = 19.0
+# Patch side at 512 px (NIQE uses 96 px patches); smaller images use smaller patches.
+TEXTURE_PATCH = 96
+# A patch whose mean local (7x7 Gaussian) std is below this many grey levels (0..255) carries no
+# texture at all: a flat anime fill is ~0, while the smoothest real photo patches we measured
+# (JPEG sky of skimage "rocket") are 0.45-0.75. The score is multiplied by the textured
+# fraction, so flat fills cannot look "natural" by being left out of the fit.
+TEXTURE_FLAT_STD = 0.3
+# Blur guard (Pech-Pacheco et al. 2000 focus measure): variance of the 3x3 Laplacian of the
+# 0..255 gray character region. notes: photos 150-900, blur sigma 2 -> 7.5. Below the floor the
+# score is multiplied by var / floor. Not a realism score (line art has huge Laplacian variance).
+BLUR_LAPVAR_FLOOR = 30.0
+
+# ---------------------------------------------------------------- temporal
+# DIS optical flow presets (fixed: warping error depends on the flow method). Measured on a
+# 512^2 photo (skimage astronaut) shifted by (3, 2) px: MEDIUM mean end-point error 0.08 px,
+# FAST 0.14 px (FAST + 20 variational iterations 0.10 px at MEDIUM-like cost). The forward flow
+# does the warping, so it gets MEDIUM; the backward flow only feeds the forward-backward
+# occlusion test, whose tolerance is ~0.7 px, so FAST is enough there and saves ~35 ms a pair.
+FLOW_PRESET = "MEDIUM"
+OCCLUSION_FLOW_PRESET = "FAST"
+# Warping error (Lai et al. 2018; squared RGB distance in 0..1 units, summed over channels, mean
+# over non-occluded character pixels) -> exp(-E / tau). tau from the notes' temporal-synth
+# (smooth pan 0.58e-3 -> 0.75, iid boil 2.6e-3 -> 0.27, +-6 % flicker 4.7e-3 -> 0.10); our own
+# run of temporal.py (astronaut, 16 frames, 1.5 px/frame pan): pan 0.56e-3, iid boil sigma 6
+# 2.8e-3, blotchy boil 1.8e-3, alternating +-6 % gain 12.9e-3.
+WARP_ERROR_TAU = 2.0e-3
+# Global luminance flicker: mean |m[t+1] - 2 m[t] + m[t-1]| of the per-frame mean luma (0..255;
+# the second difference ignores linear fades) -> exp(-f / tau). temporal-synth: pan 0.02 -> 0.99,
+# +-6 % gain flicker 11 -> 0.004 (our alternating +-6 % clip: 27 -> 0). The clip's temporal score
+# is the geometric mean of the warp and flicker scores.
+FLICKER_TAU = 2.0
+
+
+def scale_for(shape: tuple) -> float:
+    """Resolution factor relative to REFERENCE_SIZE (min side)."""
+    return max(min(int(shape[0]), int(shape[1])), 1) / float(REFERENCE_SIZE)
+
+
+def ramp(d: float, good: float, bad: float) -> float:
+    """Clipped linear map: d <= good -> 1, d >= bad -> 0."""
+    if not math.isfinite(d):
+        return 0.0
+    return float(min(1.0, max(0.0, (bad - d) / (bad - good))))
+
+
+def exp_score(d: float, tau: float) -> float:
+    """exp(-d / tau) for d >= 0, finite and in 0..1."""
+    if not math.isfinite(d):
+        return 0.0
+    return float(min(1.0, max(0.0, math.exp(-max(d, 0.0) / tau))))

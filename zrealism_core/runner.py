@@ -1,0 +1,298 @@
+"""The whole pipeline on one image or a folder: prep -> analyze -> depth/pose -> still -> clip -> evaluate.
+
+This is what `zrealism run` and `zrealism selftest` call. It chains the same core functions the
+nodes call, with the same defaults and the same params rule (params.apply_params), so a graph of
+our nodes and this runner give the same result for the same inputs and seed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .errors import InputError, ModelFileError
+from .model_catalog import CATALOG, ModelPaths, missing_models_message
+
+log = logging.getLogger("zrealism")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+OUTPUT_FILES = ("prepped.png", "depth.png", "pose.png", "result.png", "report.json", "report.png")
+
+
+@dataclass
+class RunOptions:
+    """Settings of one run. None means "the analyzer's recommendation" (as when the params input is wired)."""
+
+    seed: int = 0
+    size: int = 512  # long side after prep (multiples of 8, white padding)
+    subject: str = ""  # subject phrase for the prompt suggestion
+    prompt: str = ""  # replaces the suggested positive prompt when given
+    negative: str = ""  # replaces the suggested negative prompt when given
+    steps: Optional[int] = None
+    denoise: Optional[float] = None
+    scheduler: Optional[str] = None  # None: the sampler's default
+    color_lock: float = 0.0
+    video: bool = False
+    frames: int = 16
+    fps: float = 8.0
+    video_strength: float = 0.5
+    video_steps: Optional[int] = None  # None: the still's steps
+    video_format: str = "mp4"
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    files: Dict[str, Path]
+    scores: Dict[str, float]
+    timings: Dict[str, float] = field(default_factory=dict)
+    skipped: bool = False
+
+
+def list_inputs(path: Path) -> List[Path]:
+    """The images to process: the file itself, or every image in the folder (sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}.")
+        return found
+    raise InputError(f"input not found: {path}")
+
+
+def check_models(models: ModelPaths, video: bool, models_dir: Optional[Path] = None) -> None:
+    """Raise one ModelFileError listing every missing model (the CLI exits with code 2 on it)."""
+    missing = models.missing(video=video)
+    bad = [r for r in models.__dict__.items() if r[0] != "annotator_dirs" and r[1] is not None and not Path(r[1]).exists()]
+    if missing:
+        raise ModelFileError(missing_models_message(missing, models_dir))
+    if bad:
+        raise ModelFileError("model path(s) do not exist: " + ", ".join(f"{k}={v}" for k, v in bad))
+
+
+def load_models(models: ModelPaths, *, device: str = "auto", dtype: str = "auto", config: Optional[Path] = None):
+    """Load the still pipeline once for a whole batch."""
+    from .engine import load_pipeline
+
+    opts: Dict[str, Any] = {"annotator_dirs": [str(d) for d in models.annotator_dirs]}
+    if config is not None:
+        opts["config"] = config
+    return load_pipeline(models.checkpoint, models.depth_controlnet, models.pose_controlnet, models.vae,
+                         device=device, dtype=dtype, **opts)
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, disable=not enabled, unit="step")
+
+
+def _step_progress(desc: str, enabled: bool) -> Callable[[int, int], None]:
+    state: Dict[str, Any] = {}
+
+    def callback(step: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = _bar(total, desc, enabled)
+        bar.n = step
+        bar.refresh()
+        if step >= total:
+            bar.close()
+
+    return callback
+
+
+def run_image(
+    image_path: Optional[Path],
+    out_dir: Path,
+    pipe: Any,
+    options: RunOptions,
+    *,
+    image: Optional[np.ndarray] = None,
+    motion_adapter: Any = None,
+    progress: bool = True,
+) -> RunResult:
+    """Run every stage on one image and write the outputs into `out_dir` (see OUTPUT_FILES).
+
+    Files are written only after every stage succeeded, so a failed or cancelled run leaves no
+    half set behind (and a resumed batch does not skip it).
+    """
+    from tqdm.auto import tqdm
+
+    from .analyze import analyze
+    from .engine import transform
+    from .evaluate import evaluate, evaluate_video
+    from .images import load_image, save_image
+    from .panel import render_panel
+    from .params import apply_params
+    from .prep import prepare_white_background
+
+    if image is None:
+        if image_path is None:
+            raise InputError("run_image needs an image path or an image array.")
+        image = load_image(image_path)
+    if options.video and motion_adapter is None:
+        raise ModelFileError(missing_models_message([r for r in CATALOG if r.key == "motion_adapter"]))
+    stages = ["prep", "analyze", "still"] + (["video"] if options.video else []) + ["evaluate"]
+    timings: Dict[str, float] = {}
+    bar = tqdm(total=len(stages), desc=(image_path.name if image_path else "image"), disable=not progress, unit="stage")
+
+    def timed(name: str):
+        class _T:
+            def __enter__(self_inner):
+                bar.set_postfix_str(name)
+                self_inner.t0 = time.perf_counter()
+
+            def __exit__(self_inner, *exc):
+                timings[name] = time.perf_counter() - self_inner.t0
+                if exc[0] is None:
+                    bar.update(1)
+                return False
+
+        return _T()
+
+    try:
+        with timed("prep"):
+            prep = prepare_white_background(image, long_side=int(options.size or 0))
+        with timed("analyze"):
+            analysis = analyze(prep.image, prep.mask, subject=options.subject)
+        # The sampler node's widget defaults, replaced by the analyzer's params (as when wired), then
+        # by what the user set explicitly on the command line.
+        settings = apply_params(dict(steps=25, cfg=7.0, denoise=0.55, depth_scale=0.7, pose_scale=0.7,
+                                     depth_end=1.0, pose_end=1.0), analysis.params)
+        if options.steps is not None:
+            settings["steps"] = int(options.steps)
+        if options.denoise is not None:
+            settings["denoise"] = float(options.denoise)
+        positive = options.prompt or analysis.positive
+        negative = options.negative or analysis.negative
+        extra = {"scheduler": options.scheduler} if options.scheduler else {}
+        with timed("still"):
+            still = transform(
+                pipe, prep.image, mask=prep.mask, prompt=positive, negative=negative, seed=int(options.seed),
+                steps=int(settings["steps"]), cfg=float(settings["cfg"]), denoise=float(settings["denoise"]),
+                depth_scale=float(settings["depth_scale"]), pose_scale=float(settings["pose_scale"]),
+                depth_start=0.0, depth_end=float(settings["depth_end"]),
+                pose_start=0.0, pose_end=float(settings["pose_end"]),
+                color_lock=float(options.color_lock), callback=_step_progress("still", progress), **extra,
+            )
+        frames = None
+        if options.video:
+            from .animate import animate
+
+            with timed("video"):
+                frames = animate(
+                    pipe, still.image, motion_adapter=motion_adapter, frames=int(options.frames), fps=options.fps,
+                    strength=float(options.video_strength), seed=int(options.seed),
+                    steps=int(options.video_steps or settings["steps"]), cfg=float(settings["cfg"]),
+                    depth_map=still.depth_map, pose_map=still.pose_map, prompt=positive, negative=negative,
+                    mask=prep.mask, callback=_step_progress("video", progress),
+                )
+        with timed("evaluate"):
+            report = evaluate(prep.image, still.image, prep.mask)
+            video_report = evaluate_video(prep.image, list(frames), prep.mask) if frames is not None else None
+            panel = render_panel(prep.image, still.image, report)
+    finally:
+        bar.close()
+
+    # Everything computed: now write, each file atomically.
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "prepped": save_image(prep.image, out_dir / "prepped.png"),
+        "mask": save_image(prep.mask, out_dir / "mask.png"),
+        "depth": save_image(still.depth_map, out_dir / "depth.png"),
+        "pose": save_image(still.pose_map, out_dir / "pose.png"),
+        "result": save_image(still.image, out_dir / "result.png"),
+        "panel": save_image(panel, out_dir / "report.png"),
+    }
+    if frames is not None:
+        from .video import write_video
+
+        files["video"] = write_video(list(frames), out_dir / f"result.{options.video_format}", options.fps)
+    scores = dict(report.scores)
+    doc = {
+        "input": str(image_path) if image_path else None,
+        "options": asdict(options),
+        "analysis": {"features": analysis.features, "params": analysis.params.to_dict(),
+                     "positive": analysis.positive, "negative": analysis.negative},
+        "settings": {**settings, "prompt": positive, "negative": negative, "seed": int(options.seed)},
+        "device": {"device": still.device, "dtype": still.dtype, "fallback": still.fallback},
+        "still": report.to_dict(),
+        "video": video_report.to_dict() if video_report is not None else None,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "files": {k: p.name for k, p in files.items()},
+    }
+    report_path = out_dir / "report.json"
+    tmp = report_path.with_name("report.json.part")
+    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.replace(report_path)  # written last: its presence marks the image as done
+    files["report"] = report_path
+    if video_report is not None:
+        scores["temporal"] = float(video_report.scores.get("temporal", float("nan")))
+    return RunResult(out_dir=out_dir, files=files, scores=scores, timings=timings)
+
+
+def output_dir_for(image_path: Path, out_root: Path, batch: bool) -> Path:
+    return Path(out_root) / image_path.stem if batch else Path(out_root)
+
+
+def is_done(out_dir: Path, video: bool) -> bool:
+    """An image is done when its report.json exists (written last) and, for --video, its clip."""
+    if not (out_dir / "report.json").is_file():
+        return False
+    if video:
+        try:
+            doc = json.loads((out_dir / "report.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(doc.get("files", {}).get("video"))
+    return True
+
+
+def run_batch(
+    inputs: Sequence[Path],
+    out_root: Path,
+    models: ModelPaths,
+    options: RunOptions,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    config: Optional[Path] = None,
+    progress: bool = True,
+    sample_image: Optional[np.ndarray] = None,
+) -> List[RunResult]:
+    """Process images with one model load. Images whose outputs exist already are skipped (resumable)."""
+    batch = len(inputs) > 1
+    todo = []
+    results: List[RunResult] = []
+    for p in inputs:
+        out_dir = output_dir_for(p, out_root, batch)
+        if batch and is_done(out_dir, options.video):
+            log.info("zrealism: %s is done already, skipping", p.name)
+            results.append(RunResult(out_dir=out_dir, files={}, scores={}, skipped=True))
+            continue
+        todo.append((p, out_dir))
+    if not todo:
+        return results
+    t0 = time.perf_counter()
+    pipe = load_models(models, device=device, dtype=dtype, config=config)
+    motion = None
+    if options.video:
+        from .motion import as_motion_model
+
+        motion = as_motion_model(models.motion_adapter)
+    load_s = time.perf_counter() - t0
+    for p, out_dir in todo:
+        r = run_image(p, out_dir, pipe, options, image=sample_image, motion_adapter=motion, progress=progress)
+        r.timings = {"load models": load_s, **r.timings}
+        load_s = 0.0
+        results.append(r)
+    return results

@@ -1,0 +1,180 @@
+"""Running a diffusion job: step callbacks and Cancel, the OOM -> offload -> CPU fallback, telemetry.
+
+This module is shared by the still engine (engine.py) and the video stage (animate.py). Reusable API:
+
+    make_step_callback(callback, *, cancel=None, on_step=None) -> fn
+        Returns a diffusers `callback_on_step_end(pipe, step, timestep, kwargs) -> kwargs`.
+        It calls `callback(done, total)` after every executed denoising step, with `total` =
+        the steps this run really executes (img2img runs int(steps * strength); read from the
+        pipeline's `_num_timesteps`, so it is right for any scheduler). Pass it as
+        `pipe(..., callback_on_step_end=fn, callback_on_step_end_tensor_inputs=["latents"])`.
+        Cancel: if `callback` raises (ComfyUI's ProgressBar raises InterruptProcessingException
+        when the user presses Cancel) or `cancel()` returns True / `cancel.is_set()` (a
+        threading.Event), the exception leaves the pipeline right after the current step, so no
+        further UNet evaluation runs. `cancel` raises our CancelledError; a callback's own
+        exception propagates unchanged (ComfyUI shows "interrupted" for its own exception).
+        `fn.steps_done` counts executed steps (telemetry/tests).
+
+    expected_steps(steps, strength) -> int
+        What img2img will execute: int(steps * strength) capped to steps (create progress bars with it).
+
+    Attempt(device, dtype, offload, reason)              one way of running a job
+    attempt_chain(device, dtype, *, fallback=True)       [as planned, same GPU with model CPU offload,
+                                                          CPU fp32]; a CPU plan has only itself
+    run_with_fallback(job, attempts, *, prepare, restore=None) -> result
+        Calls `prepare(attempt)` (place the models) then `job(attempt)`. On a GPU out-of-memory
+        error: frees memory, logs the reason, and tries the next attempt. Any other exception
+        (including cancel) propagates at once. With fallback off the chain has one attempt and
+        an OOM becomes a ZRealismError that says what to change. `restore(attempt)` runs after a
+        fallback attempt finished (successfully or not) so the next job starts from the plan again.
+
+    Telemetry: `stage(name, timings)` context manager logs "zrealism: <name> ..." and the time it took,
+    and stores the seconds in the `timings` dict under `name`.
+
+Nothing here imports ComfyUI; the ComfyUI node passes a ProgressBar-driven `callback` and a
+`prepare` that uses comfy.model_management (nodes/bridge.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
+
+from .device import dtype_name, free_memory, is_oom
+from .errors import CancelledError, ZRealismError
+
+log = logging.getLogger("zrealism")
+
+T = TypeVar("T")
+ProgressCallback = Callable[[int, int], None]
+
+
+# ------------------------------------------------------------------ telemetry
+
+@contextlib.contextmanager
+def stage(name: str, timings: Optional[Dict[str, float]] = None, detail: str = "") -> Iterator[None]:
+    """Log the start and duration of one stage ('loading models', 'allocating', 'synthesizing', ...)."""
+    log.info("zrealism: %s%s ...", name, f" ({detail})" if detail else "")
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        dt = time.perf_counter() - t0
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + dt
+        log.info("zrealism: %s done in %.2f s", name, dt)
+
+
+# ------------------------------------------------------------------ progress and cancel
+
+def expected_steps(steps: int, strength: float) -> int:
+    """Denoising steps img2img executes for `steps` and `strength` (diffusers' get_timesteps)."""
+    return min(int(int(steps) * float(strength)), int(steps))
+
+
+def _cancel_requested(cancel: Any) -> bool:
+    if cancel is None:
+        return False
+    if hasattr(cancel, "is_set"):
+        return bool(cancel.is_set())
+    return bool(cancel())
+
+
+def make_step_callback(
+    callback: Optional[ProgressCallback] = None,
+    *,
+    cancel: Any = None,
+    on_step: Optional[Callable[[Any, int, Any, Dict[str, Any]], None]] = None,
+) -> Callable[..., Dict[str, Any]]:
+    """A diffusers `callback_on_step_end` that reports progress and stops on Cancel (see module doc)."""
+
+    def step_end(pipe: Any, step: int, timestep: Any, callback_kwargs: Dict[str, Any]) -> Dict[str, Any]:
+        step_end.steps_done += 1
+        total = int(getattr(pipe, "_num_timesteps", 0) or 0) or step_end.steps_done
+        if on_step is not None:
+            on_step(pipe, step, timestep, callback_kwargs)
+        if callback is not None:
+            callback(step_end.steps_done, total)  # may raise (ComfyUI Cancel): propagates as is
+        if _cancel_requested(cancel):
+            raise CancelledError(f"cancelled after step {step_end.steps_done} of {total}")
+        return callback_kwargs
+
+    step_end.steps_done = 0
+    return step_end
+
+
+def check_cancel(cancel: Any) -> None:
+    """Raise CancelledError if cancellation was requested (for checks between stages)."""
+    if _cancel_requested(cancel):
+        raise CancelledError("cancelled before sampling")
+
+
+# ------------------------------------------------------------------ fallback
+
+@dataclass(frozen=True)
+class Attempt:
+    """One way to run a job: where, in which dtype, with diffusers' model CPU offload or not."""
+
+    device: Any
+    dtype: Any
+    offload: bool = False
+    reason: str = "as planned"
+
+    def __str__(self) -> str:
+        return f"{self.device} {dtype_name(self.dtype)}{' + model CPU offload' if self.offload else ''}"
+
+
+def attempt_chain(device: Any, dtype: Any, *, fallback: bool = True) -> List[Attempt]:
+    """The attempts for a job planned on `device`/`dtype`: GPU, GPU with offload, CPU fp32."""
+    import torch
+
+    device = torch.device(device)
+    first = Attempt(device, dtype)
+    if not fallback or device.type == "cpu":
+        return [first]
+    chain = [first]
+    if device.type == "cuda":  # accelerate's model offload needs CUDA (and is pointless on MPS's shared memory)
+        chain.append(Attempt(device, dtype, True, "GPU out of memory: retrying with model CPU offload"))
+    chain.append(Attempt(torch.device("cpu"), torch.float32, False, "GPU out of memory: running on the CPU in fp32"))
+    return chain
+
+
+def run_with_fallback(
+    job: Callable[[Attempt], T],
+    attempts: Sequence[Attempt],
+    *,
+    prepare: Callable[[Attempt], None],
+    restore: Optional[Callable[[Attempt], None]] = None,
+    timings: Optional[Dict[str, float]] = None,
+) -> T:
+    """Run `job` on the first attempt that does not run out of GPU memory (see module doc)."""
+    if not attempts:
+        raise ValueError("attempts must not be empty")
+    last_msg = ""
+    for i, attempt in enumerate(attempts):
+        if i > 0:
+            log.warning("zrealism: %s -> %s", attempt.reason, attempt)
+        try:
+            with stage("allocating", timings, str(attempt)):
+                prepare(attempt)
+            return job(attempt)
+        except BaseException as exc:
+            if not is_oom(exc):
+                raise
+            # keep only the text: the exception's traceback pins the step's tensors in memory
+            last_msg = (str(exc).splitlines() or [""])[0][:300]
+            log.warning("zrealism: out of memory on %s: %s", attempt, last_msg)
+        finally:
+            if i > 0 and restore is not None:
+                restore(attempt)
+        free_memory(attempt.device)
+    if len(attempts) == 1:
+        raise ZRealismError(
+            f"out of GPU memory on {attempts[0]}; lower the image size, close other GPU programs, "
+            f"or enable the CPU fallback. ({last_msg})"
+        )
+    raise ZRealismError(
+        f"out of memory even on the CPU fallback; lower the image size or free RAM. ({last_msg})"
+    )

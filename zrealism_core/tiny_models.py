@@ -1,0 +1,613 @@
+"""Tiny random-weight SD1.5-shaped models, and writers that put them on disk the way users have them.
+
+Why: tests, `zrealism selftest` and the ComfyUI integration test need a complete
+ControlNet img2img stack that builds in well under a second and needs no download.
+The shapes follow diffusers' own pipeline tests (UNet 32/64 channels, cross-attention 32),
+with the real CLIP tokenizer (so the text encoder has the real vocab size, 49408).
+
+Building blocks (all CPU, float32, deterministic for a given seed):
+    tiny_unet(seed), tiny_controlnet(seed), tiny_vae(seed), tiny_text_encoder(seed),
+    clip_tokenizer(), tiny_scheduler(), tiny_components(seed) -> dict
+
+Writers (what a user's disk looks like):
+    write_tiny_config_folder(dir)        configs only (like zrealism_core/data/sd15), needed to load
+                                         a tiny single file: load_pipeline(..., config=dir)
+    write_tiny_diffusers_folder(dir)     a diffusers pipeline folder (model_index.json + weights)
+    write_tiny_single_file(path)         an original-layout (LDM) checkpoint .safetensors
+    write_tiny_controlnet(path, layout)  a ControlNet: "ldm" single file, "diffusers" single file,
+                                         or "folder" (config.json + weights)
+    write_tiny_model_set(dir)            all of the above in one folder; returns TinyModelSet paths
+
+Converters (diffusers state dict -> original LDM keys), config-driven so they work for any
+block layout, the tiny one and the real SD1.5 one:
+    unet_to_ldm, vae_to_ldm, text_encoder_to_ldm, controlnet_to_ldm
+diffusers ships only the other direction (LDM -> diffusers); these are its exact inverse, so
+`from_single_file` reads what we write bit-exactly.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Union
+
+PathLike = Union[str, Path]
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+TOKENIZER_DIR = DATA_DIR / "clip-tokenizer"
+
+# ------------------------------------------------------------------ configs (plain dicts)
+
+TINY_UNET_CONFIG: Dict[str, Any] = dict(
+    block_out_channels=(32, 64),
+    layers_per_block=2,
+    sample_size=32,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    cross_attention_dim=32,
+    norm_num_groups=32,
+)
+
+TINY_CONTROLNET_CONFIG: Dict[str, Any] = dict(
+    block_out_channels=(32, 64),
+    layers_per_block=2,
+    in_channels=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    cross_attention_dim=32,
+    conditioning_embedding_out_channels=(16, 32),
+    norm_num_groups=32,
+)
+
+TINY_VAE_CONFIG: Dict[str, Any] = dict(
+    block_out_channels=(32, 64),
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+    up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+    latent_channels=4,
+)
+
+TINY_TEXT_CONFIG: Dict[str, Any] = dict(
+    hidden_size=32,
+    intermediate_size=37,
+    num_attention_heads=4,
+    num_hidden_layers=2,
+    vocab_size=49408,  # the real CLIP vocab (the tokenizer is the real one)
+    max_position_embeddings=77,
+    bos_token_id=49406,
+    eos_token_id=49407,
+    pad_token_id=49407,
+    layer_norm_eps=1e-5,
+    hidden_act="quick_gelu",
+    projection_dim=32,
+)
+
+# The real SD1.5 shapes (stable-diffusion-v1-5 configs); the shipped data/sd15 folder and the
+# benchmark's random-weight model are made from these.
+SD15_UNET_CONFIG: Dict[str, Any] = dict(
+    act_fn="silu",
+    attention_head_dim=8,
+    block_out_channels=(320, 640, 1280, 1280),
+    center_input_sample=False,
+    cross_attention_dim=768,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    downsample_padding=1,
+    flip_sin_to_cos=True,
+    freq_shift=0,
+    in_channels=4,
+    layers_per_block=2,
+    mid_block_scale_factor=1,
+    norm_eps=1e-5,
+    norm_num_groups=32,
+    out_channels=4,
+    sample_size=64,
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+)
+
+SD15_VAE_CONFIG: Dict[str, Any] = dict(
+    act_fn="silu",
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    layers_per_block=2,
+    norm_num_groups=32,
+    sample_size=512,
+    scaling_factor=0.18215,
+)
+
+# CLIP ViT-L/14 text tower, as in stable-diffusion-v1-5/text_encoder/config.json
+SD15_TEXT_CONFIG: Dict[str, Any] = dict(
+    architectures=["CLIPTextModel"],
+    model_type="clip_text_model",
+    attention_dropout=0.0,
+    bos_token_id=0,
+    dropout=0.0,
+    eos_token_id=2,
+    hidden_act="quick_gelu",
+    hidden_size=768,
+    initializer_factor=1.0,
+    initializer_range=0.02,
+    intermediate_size=3072,
+    layer_norm_eps=1e-5,
+    max_position_embeddings=77,
+    num_attention_heads=12,
+    num_hidden_layers=12,
+    pad_token_id=1,
+    projection_dim=768,
+    vocab_size=49408,
+)
+
+# SD1.5's scheduler values (DDIM, as in the original release's scheduler_config.json)
+SD15_SCHEDULER_CONFIG: Dict[str, Any] = dict(
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    set_alpha_to_one=False,
+    num_train_timesteps=1000,
+    steps_offset=1,
+    prediction_type="epsilon",
+    timestep_spacing="leading",
+)
+
+TOKENIZER_CONFIG: Dict[str, Any] = {
+    # 77, not 8192 (ComfyUI's copy says 8192; prompts would then overflow the position table)
+    "model_max_length": 77,
+    "tokenizer_class": "CLIPTokenizer",
+    "bos_token": "<|startoftext|>",
+    "eos_token": "<|endoftext|>",
+    "unk_token": "<|endoftext|>",
+    "pad_token": "<|endoftext|>",
+    "do_lower_case": True,
+    "add_prefix_space": False,
+    "clean_up_tokenization_spaces": True,
+    "errors": "replace",
+}
+
+
+# ------------------------------------------------------------------ components
+
+def _seeded(seed: int):
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def tiny_unet(seed: int = 0):
+    from diffusers import UNet2DConditionModel
+
+    _seeded(seed)
+    return UNet2DConditionModel(**TINY_UNET_CONFIG).eval()
+
+
+def reinit_zero_convs(controlnet: Any, seed: int = 0, std: float = 0.05) -> Any:
+    """Give a ControlNet's zero-initialised output convs random values.
+
+    A freshly built ControlNet adds exactly zero to the UNet (that is how training starts), so in
+    tests it would have no effect at all; scale and start/end checks need it to matter.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed + 1000)
+    modules = list(controlnet.controlnet_down_blocks) + [
+        controlnet.controlnet_mid_block,
+        controlnet.controlnet_cond_embedding.conv_out,
+    ]
+    with torch.no_grad():
+        for m in modules:
+            m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * std)
+            if m.bias is not None:
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * std)
+    return controlnet
+
+
+def tiny_controlnet(seed: int = 1):
+    from diffusers import ControlNetModel
+
+    _seeded(seed)
+    return reinit_zero_convs(ControlNetModel(**TINY_CONTROLNET_CONFIG), seed).eval()
+
+
+def tiny_vae(seed: int = 0):
+    from diffusers import AutoencoderKL
+
+    _seeded(seed)
+    return AutoencoderKL(**TINY_VAE_CONFIG).eval()
+
+
+def tiny_text_encoder(seed: int = 0):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    _seeded(seed)
+    return CLIPTextModel(CLIPTextConfig(**TINY_TEXT_CONFIG)).eval()
+
+
+def clip_tokenizer(folder: Optional[PathLike] = None):
+    """The real CLIP BPE tokenizer from the shipped vocab/merges, forced to 77 tokens."""
+    from transformers import CLIPTokenizer
+
+    folder = Path(folder) if folder else TOKENIZER_DIR
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+
+
+def tiny_scheduler():
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(**SD15_SCHEDULER_CONFIG)
+
+
+def tiny_components(seed: int = 0) -> Dict[str, Any]:
+    """All parts of a tiny pipeline: unet, vae, text_encoder, tokenizer, scheduler,
+    controlnets=[depth, pose] (two different random nets)."""
+    return dict(
+        unet=tiny_unet(seed),
+        vae=tiny_vae(seed),
+        text_encoder=tiny_text_encoder(seed),
+        tokenizer=clip_tokenizer(),
+        scheduler=tiny_scheduler(),
+        controlnets=[tiny_controlnet(seed + 1), tiny_controlnet(seed + 2)],
+    )
+
+
+def tiny_sd_pipeline(seed: int = 0):
+    """A diffusers StableDiffusionControlNetImg2ImgPipeline made of tiny parts (no file I/O)."""
+    from diffusers import MultiControlNetModel, StableDiffusionControlNetImg2ImgPipeline
+
+    c = tiny_components(seed)
+    return StableDiffusionControlNetImg2ImgPipeline(
+        vae=c["vae"],
+        text_encoder=c["text_encoder"],
+        tokenizer=c["tokenizer"],
+        unet=c["unet"],
+        controlnet=MultiControlNetModel(c["controlnets"]),
+        scheduler=c["scheduler"],
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
+
+
+# ------------------------------------------------------------------ diffusers -> LDM key mapping
+
+def _resnet_to_ldm(name: str) -> str:
+    return (
+        name.replace("norm1", "in_layers.0")
+        .replace("conv1", "in_layers.2")
+        .replace("norm2", "out_layers.0")
+        .replace("conv2", "out_layers.3")
+        .replace("time_emb_proj", "emb_layers.1")
+        .replace("conv_shortcut", "skip_connection")
+    )
+
+
+def _unet_down_path_to_ldm(key: str, config: Mapping[str, Any], out: Dict[str, str]) -> Optional[str]:
+    """Keys shared by UNet and ControlNet: time embedding, conv_in, down blocks, mid block."""
+    lpb = int(config["layers_per_block"])
+    parts = key.split(".")
+    if key.startswith("time_embedding."):
+        return key.replace("time_embedding.linear_1", "time_embed.0").replace("time_embedding.linear_2", "time_embed.2")
+    if parts[0] == "conv_in":
+        return "input_blocks.0.0." + parts[-1]
+    if parts[0] == "down_blocks":
+        b, kind = int(parts[1]), parts[2]
+        rest = ".".join(parts[4:])
+        if kind == "resnets":
+            return f"input_blocks.{1 + b * (lpb + 1) + int(parts[3])}.0.{_resnet_to_ldm(rest)}"
+        if kind == "attentions":
+            return f"input_blocks.{1 + b * (lpb + 1) + int(parts[3])}.1.{rest}"
+        if kind == "downsamplers":  # down_blocks.b.downsamplers.0.conv.weight
+            return f"input_blocks.{1 + b * (lpb + 1) + lpb}.0.op.{parts[-1]}"
+    if parts[0] == "mid_block":
+        kind, idx, rest = parts[1], int(parts[2]), ".".join(parts[3:])
+        if kind == "resnets":
+            return f"middle_block.{2 * idx}.{_resnet_to_ldm(rest)}"
+        if kind == "attentions":
+            return f"middle_block.1.{rest}"
+    return None
+
+
+def unet_to_ldm(state_dict: Mapping[str, Any], config: Mapping[str, Any], prefix: str = "model.diffusion_model.") -> Dict[str, Any]:
+    """diffusers UNet2DConditionModel state dict -> original LDM keys (`model.diffusion_model.*`)."""
+    lpb = int(config["layers_per_block"])
+    up_types = list(config["up_block_types"])
+    out: Dict[str, Any] = {}
+    for key, value in state_dict.items():
+        parts = key.split(".")
+        new = _unet_down_path_to_ldm(key, config, out)
+        if new is None:
+            if parts[0] in ("conv_norm_out", "conv_out"):
+                new = ("out.0." if parts[0] == "conv_norm_out" else "out.2.") + parts[-1]
+            elif parts[0] == "up_blocks":
+                b, kind = int(parts[1]), parts[2]
+                rest = ".".join(parts[4:])
+                if kind == "resnets":
+                    new = f"output_blocks.{b * (lpb + 1) + int(parts[3])}.0.{_resnet_to_ldm(rest)}"
+                elif kind == "attentions":
+                    new = f"output_blocks.{b * (lpb + 1) + int(parts[3])}.1.{rest}"
+                elif kind == "upsamplers":
+                    # the upsampler follows the last layer: slot 2 if that layer has attention, else 1
+                    slot = 2 if up_types[b].startswith("CrossAttn") else 1
+                    new = f"output_blocks.{b * (lpb + 1) + lpb}.{slot}.conv.{parts[-1]}"
+        if new is None:
+            raise KeyError(f"no LDM name for UNet key {key!r}")
+        out[prefix + new] = value
+    return out
+
+
+def controlnet_to_ldm(state_dict: Mapping[str, Any], config: Mapping[str, Any], prefix: str = "control_model.") -> Dict[str, Any]:
+    """diffusers ControlNetModel state dict -> original layout (input_hint_block, zero_convs, middle_block_out)."""
+    out: Dict[str, Any] = {}
+    for key, value in state_dict.items():
+        parts = key.split(".")
+        new = _unet_down_path_to_ldm(key, config, out)
+        if new is None:
+            if parts[0] == "controlnet_down_blocks":
+                new = f"zero_convs.{parts[1]}.0.{parts[-1]}"
+            elif parts[0] == "controlnet_mid_block":
+                new = f"middle_block_out.0.{parts[-1]}"
+            elif parts[0] == "controlnet_cond_embedding":
+                if parts[1] == "conv_in":
+                    new = f"input_hint_block.0.{parts[-1]}"
+                elif parts[1] == "conv_out":
+                    new = f"input_hint_block.14.{parts[-1]}"  # fixed index in the original Sequential
+                elif parts[1] == "blocks":
+                    new = f"input_hint_block.{2 * (int(parts[2]) + 1)}.{parts[-1]}"
+        if new is None:
+            raise KeyError(f"no LDM name for ControlNet key {key!r}")
+        out[prefix + new] = value
+    return out
+
+
+def vae_to_ldm(state_dict: Mapping[str, Any], config: Mapping[str, Any], prefix: str = "first_stage_model.") -> Dict[str, Any]:
+    """diffusers AutoencoderKL state dict -> original VAE keys (attention q/k/v as 1x1 convs)."""
+    n_up = len(config["up_block_types"])
+    attn_names = {
+        "group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out",
+    }
+    out: Dict[str, Any] = {}
+    for key, value in state_dict.items():
+        parts = key.split(".")
+        side = parts[0]  # encoder / decoder / quant_conv / post_quant_conv
+        new: Optional[str] = None
+        if side in ("quant_conv", "post_quant_conv"):
+            new = key
+        elif parts[1] in ("conv_in", "conv_out"):
+            new = key
+        elif parts[1] == "conv_norm_out":
+            new = f"{side}.norm_out.{parts[-1]}"
+        elif parts[1] in ("down_blocks", "up_blocks"):
+            i, kind = int(parts[2]), parts[3]
+            ldm_i = i if side == "encoder" else n_up - 1 - i  # the decoder counts up blocks backwards
+            word = "down" if side == "encoder" else "up"
+            if kind == "resnets":
+                rest = ".".join(parts[5:]).replace("conv_shortcut", "nin_shortcut")
+                new = f"{side}.{word}.{ldm_i}.block.{parts[4]}.{rest}"
+            elif kind in ("downsamplers", "upsamplers"):
+                new = f"{side}.{word}.{ldm_i}.{'downsample' if word == 'down' else 'upsample'}.conv.{parts[-1]}"
+        elif parts[1] == "mid_block":
+            kind, idx = parts[2], int(parts[3])
+            if kind == "resnets":
+                rest = ".".join(parts[4:]).replace("conv_shortcut", "nin_shortcut")
+                new = f"{side}.mid.block_{idx + 1}.{rest}"
+            elif kind == "attentions":
+                sub = ".".join(parts[4:-1])
+                new = f"{side}.mid.attn_1.{attn_names[sub]}.{parts[-1]}"
+                if value.ndim == 2:  # linear -> 1x1 conv, as in the original files
+                    value = value[:, :, None, None]
+        if new is None:
+            raise KeyError(f"no LDM name for VAE key {key!r}")
+        out[prefix + new] = value
+    return out
+
+
+def text_encoder_to_ldm(state_dict: Mapping[str, Any], prefix: str = "cond_stage_model.transformer.") -> Dict[str, Any]:
+    """CLIPTextModel state dict -> `cond_stage_model.transformer.text_model.*` (transformers >= 5.6
+    dropped the `text_model.` level from the state dict; the files keep it)."""
+    out: Dict[str, Any] = {}
+    for key, value in state_dict.items():
+        if key.endswith("position_ids"):
+            continue
+        name = key if key.startswith("text_model.") else "text_model." + key
+        out[prefix + name] = value
+    return out
+
+
+# ------------------------------------------------------------------ writers
+
+def _contiguous(sd: Mapping[str, Any]) -> Dict[str, Any]:
+    return {k: v.detach().contiguous().clone() for k, v in sd.items()}
+
+
+def _save(sd: Mapping[str, Any], path: Path) -> Path:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(_contiguous(sd), str(path))
+    return path
+
+
+def _text_config_dict() -> Dict[str, Any]:
+    from transformers import CLIPTextConfig
+
+    cfg = CLIPTextConfig(**TINY_TEXT_CONFIG).to_dict()
+    cfg["architectures"] = ["CLIPTextModel"]
+    return cfg
+
+
+def write_config_folder(
+    folder: PathLike,
+    *,
+    unet_config: Mapping[str, Any],
+    vae_config: Mapping[str, Any],
+    text_config: Mapping[str, Any],
+    scheduler_config: Optional[Mapping[str, Any]] = None,
+    tokenizer_files: bool = True,
+) -> Path:
+    """A diffusers config folder (no weights) that `from_single_file(config=...)` reads offline."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+
+    root = Path(folder)
+    # Full config dicts (class defaults + ours) without allocating any weights.
+    unet_full = _full_config(UNet2DConditionModel, unet_config)
+    vae_full = _full_config(AutoencoderKL, vae_config)
+    sched_full = _full_config(DDIMScheduler, scheduler_config or SD15_SCHEDULER_CONFIG, cls_name="DDIMScheduler")
+    _write_json(root / "unet" / "config.json", unet_full)
+    _write_json(root / "vae" / "config.json", vae_full)
+    _write_json(root / "scheduler" / "scheduler_config.json", sched_full)
+    _write_json(root / "text_encoder" / "config.json", dict(text_config))
+    _write_json(root / "tokenizer" / "tokenizer_config.json", TOKENIZER_CONFIG)
+    if tokenizer_files:
+        import shutil
+
+        for name in ("vocab.json", "merges.txt"):
+            shutil.copyfile(TOKENIZER_DIR / name, root / "tokenizer" / name)
+    _write_json(root / "model_index.json", _model_index())
+    return root
+
+
+def _full_config(cls: Any, partial: Mapping[str, Any], cls_name: Optional[str] = None) -> Dict[str, Any]:
+    """Defaults of `cls.__init__` overlaid with `partial`, as `save_config` would write them."""
+    import inspect
+
+    sig = inspect.signature(cls.__init__)
+    cfg: Dict[str, Any] = {}
+    for name, p in sig.parameters.items():
+        if name == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        if p.default is not inspect.Parameter.empty:
+            cfg[name] = p.default
+    cfg.update(partial)
+    cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
+    cfg["_class_name"] = cls_name or cls.__name__
+    return cfg
+
+
+def _model_index() -> Dict[str, Any]:
+    return {
+        "_class_name": "StableDiffusionPipeline",
+        "feature_extractor": [None, None],
+        "requires_safety_checker": False,
+        "safety_checker": [None, None],
+        "image_encoder": [None, None],
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_sd15_config_folder(folder: PathLike, tokenizer_files: bool = False) -> Path:
+    """The real SD1.5 config folder (how zrealism_core/data/sd15 was made). Without
+    `tokenizer_files` the tokenizer vocab/merges are read from data/clip-tokenizer at load time."""
+    return write_config_folder(
+        folder, unet_config=SD15_UNET_CONFIG, vae_config=SD15_VAE_CONFIG, text_config=SD15_TEXT_CONFIG,
+        tokenizer_files=tokenizer_files,
+    )
+
+
+def write_tiny_config_folder(folder: PathLike) -> Path:
+    """Configs of the tiny models (pass as `config=` when loading a tiny single file)."""
+    return write_config_folder(
+        folder, unet_config=TINY_UNET_CONFIG, vae_config=TINY_VAE_CONFIG, text_config=_text_config_dict()
+    )
+
+
+def write_tiny_diffusers_folder(folder: PathLike, seed: int = 0) -> Path:
+    """A diffusers-format base model folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)."""
+    from diffusers import StableDiffusionPipeline
+
+    c = tiny_components(seed)
+    pipe = StableDiffusionPipeline(
+        vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=c["unet"],
+        scheduler=c["scheduler"], safety_checker=None, feature_extractor=None, image_encoder=None,
+        requires_safety_checker=False,
+    )
+    root = Path(folder)
+    pipe.save_pretrained(root, safe_serialization=True)
+    # transformers writes model_max_length 77 from the tokenizer object; make that explicit anyway
+    tok_cfg = root / "tokenizer" / "tokenizer_config.json"
+    data = json.loads(tok_cfg.read_text(encoding="utf-8"))
+    data["model_max_length"] = 77
+    _write_json(tok_cfg, data)
+    return root
+
+
+def ldm_checkpoint(unet: Any, vae: Any, text_encoder: Any) -> Dict[str, Any]:
+    """One original-layout state dict from the three diffusers/transformers models."""
+    sd: Dict[str, Any] = {}
+    sd.update(unet_to_ldm(unet.state_dict(), unet.config))
+    sd.update(vae_to_ldm(vae.state_dict(), vae.config))
+    sd.update(text_encoder_to_ldm(text_encoder.state_dict()))
+    return sd
+
+
+def write_tiny_single_file(path: PathLike, seed: int = 0) -> Path:
+    """An original-layout SD checkpoint (`model.diffusion_model.*`, `first_stage_model.*`,
+    `cond_stage_model.transformer.text_model.*`) of the tiny models, as .safetensors."""
+    c = tiny_components(seed)
+    return _save(ldm_checkpoint(c["unet"], c["vae"], c["text_encoder"]), Path(path))
+
+
+def write_tiny_controlnet(path: PathLike, layout: str = "ldm", seed: int = 1) -> Path:
+    """A tiny ControlNet on disk.
+
+    layout "ldm": original single file (`control_model.input_hint_block...`) - the usual download;
+    "diffusers": single file with diffusers keys (`controlnet_cond_embedding...`);
+    "folder": a diffusers folder with config.json + diffusion_pytorch_model.safetensors.
+    """
+    cn = tiny_controlnet(seed)
+    p = Path(path)
+    if layout == "ldm":
+        return _save(controlnet_to_ldm(cn.state_dict(), cn.config), p)
+    if layout == "diffusers":
+        return _save(cn.state_dict(), p)
+    if layout == "folder":
+        cn.save_pretrained(p, safe_serialization=True)
+        return p
+    raise ValueError(f"layout must be 'ldm', 'diffusers' or 'folder', not {layout!r}")
+
+
+def write_tiny_vae(path: PathLike, seed: int = 5) -> Path:
+    """A tiny VAE as an original-layout single file (like vae-ft-mse-840000-ema-pruned.safetensors)."""
+    vae = tiny_vae(seed)
+    return _save(vae_to_ldm(vae.state_dict(), vae.config, prefix=""), Path(path))
+
+
+@dataclass
+class TinyModelSet:
+    """Paths written by write_tiny_model_set."""
+
+    root: Path
+    config: Path           # tiny config folder (pass as config= for the single file)
+    checkpoint: Path       # LDM single file
+    diffusers: Path        # diffusers folder (loads without config=)
+    depth_controlnet: Path  # LDM single file
+    pose_controlnet: Path   # diffusers-layout single file
+    vae: Path              # LDM single-file VAE
+
+
+def write_tiny_model_set(folder: PathLike, seed: int = 0) -> TinyModelSet:
+    """Everything a test or the selftest needs, under `folder` (about 20 MB, under a second)."""
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    return TinyModelSet(
+        root=root,
+        config=write_tiny_config_folder(root / "tiny-sd15-config"),
+        checkpoint=write_tiny_single_file(root / "tiny-sd15.safetensors", seed),
+        diffusers=write_tiny_diffusers_folder(root / "tiny-sd15-diffusers", seed),
+        depth_controlnet=write_tiny_controlnet(root / "tiny-control-depth.safetensors", "ldm", seed + 1),
+        pose_controlnet=write_tiny_controlnet(root / "tiny-control-openpose.safetensors", "diffusers", seed + 2),
+        vae=write_tiny_vae(root / "tiny-vae.safetensors", seed + 5),
+    )
