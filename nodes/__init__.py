@@ -12,6 +12,9 @@ _NODE_MODULES = [
     "fidelity_evaluator",
     "model_loader",
     "dual_controlnet_sampler",
+    "motion_loader",
+    "animatediff_fuse",
+    "save_video",
 ]
 
 NODE_CLASS_MAPPINGS: dict = {}

@@ -1,11 +1,11 @@
-"""ZRealism_FidelityEvaluator: fidelity and realism scores plus a panel (core: zrealism_core.evaluate)."""
+"""ZRealism_FidelityEvaluator: fidelity and realism scores plus a panel (core: zrealism_core.evaluation)."""
 from __future__ import annotations
 
 from typing import Any, Optional
 
 from . import bridge
 from ..zrealism_core.errors import InputError
-from ..zrealism_core.evaluate import SCORE_NAMES, evaluate, evaluate_video
+from ..zrealism_core.evaluation import SCORE_NAMES, evaluate, evaluate_video
 from ..zrealism_core.panel import render_panel
 
 

@@ -1,10 +1,10 @@
-"""ZRealism_HeuristicAnalyzer: measure a drawing's structure, recommend settings and prompts (core: zrealism_core.analyze)."""
+"""ZRealism_HeuristicAnalyzer: measure a drawing's structure, recommend settings and prompts (core: zrealism_core.analysis)."""
 from __future__ import annotations
 
 from typing import Any, Optional
 
 from . import bridge
-from ..zrealism_core.analyze import analyze
+from ..zrealism_core.analysis import analyze
 
 
 class ZRealism_HeuristicAnalyzer:

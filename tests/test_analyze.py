@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from zrealism_core import Analysis, InputError, RecommendedParams, analyze
-from zrealism_core.analyze import RANGES, recommend
+from zrealism_core.analysis import RANGES, recommend
 from zrealism_core.cli import main as cli_main
 from zrealism_core.sample import sample_character, write_sample
 from zrealism_core.tokens import count_tokens

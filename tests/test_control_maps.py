@@ -65,7 +65,9 @@ def test_depth_anything_map_size_range_channels_and_determinism(da_root):
     assert first.min() >= 0.0 and first.max() <= 1.0
     assert first.min() == 0.0 and first.max() == 1.0  # normalised to the full range
     assert np.array_equal(first[..., 0], first[..., 1]) and np.array_equal(first[..., 0], first[..., 2])
-    assert first.std() > 0.01  # a real map, not a constant
+    assert first.std() > 0.05  # varies across the image (the tiny model's raw spread is ~10%, not float noise)
+    other = control_maps.depth_map(_image(70, 100, seed=1), method="depth_anything", annotator_dirs=[da_root], resolution=64)
+    assert np.abs(other - first).mean() > 0.01  # the map follows the picture
     again = control_maps.depth_map(img, method="depth_anything", annotator_dirs=[da_root], resolution=64)
     assert np.array_equal(first, again)
     assert control_maps.unload_detectors() == 1  # cached once, not reloaded per call
@@ -371,3 +373,17 @@ def test_damaged_original_layout_file_gives_a_model_file_error(tmp_path):
     with pytest.raises(ModelFileError) as info:
         control_maps.depth_map(_image(), annotator_dirs=[tmp_path], resolution=64)
     assert annotators.DEPTH_ANYTHING_ORIGINAL.name in str(info.value)
+
+
+def test_depth_and_pose_on_cuda_match_the_cpu_maps(da_root, aux_ckpts):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    img = _image()
+    cpu = control_maps.depth_map(img, annotator_dirs=[da_root], resolution=64)
+    gpu = control_maps.depth_map(img, annotator_dirs=[da_root], resolution=64, device="cuda")
+    assert gpu.shape == cpu.shape
+    np.testing.assert_allclose(gpu, cpu, atol=2e-2)  # TF32/cuDNN kernels differ slightly
+    assert control_maps.pose_map(img, annotator_dirs=[aux_ckpts], resolution=64, device="cuda").shape == (70, 100, 3)
+    assert {k[2] for k in control_maps._cache} >= {"cpu", "cuda"}  # cached per device
+    control_maps.unload_detectors()

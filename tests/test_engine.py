@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from fakes.engine_fixtures import rand_image, tiny_pipe, tiny_set  # noqa: F401 (fixtures)
+from fakes.engine_fixtures import _one_thread, rand_image, tiny_pipe, tiny_set  # noqa: F401 (fixtures)
 from zrealism_core import CancelledError, InputError
 from zrealism_core.engine import ZRealismPipeline, round_to_8, transform
 
-IMG = rand_image(60, 70, 0)
-DEPTH = rand_image(60, 70, 1)
-POSE = rand_image(60, 70, 2)
+IMG = rand_image(36, 44, 0)
+DEPTH = rand_image(36, 44, 1)
+POSE = rand_image(36, 44, 2)
 
 
 def run(pipe, **kw):
@@ -30,9 +30,9 @@ def count_calls(module):
 
 def test_output_shape_and_maps(tiny_pipe):
     r = run(tiny_pipe)
-    assert round_to_8(60, 70) == (64, 72)
-    assert r.image.shape == (64, 72, 3) and r.image.dtype == np.float32
-    assert r.depth_map.shape == r.pose_map.shape == (64, 72, 3)
+    assert round_to_8(36, 44) == (40, 48) and round_to_8(3, 12) == (8, 16)
+    assert r.image.shape == (40, 48, 3) and r.image.dtype == np.float32
+    assert r.depth_map.shape == r.pose_map.shape == (40, 48, 3)
     assert 0.0 <= r.image.min() and r.image.max() <= 1.0
     assert r.steps == 2 and r.device == "cpu" and r.dtype == "fp32" and r.fallback is None
     assert "synthesizing" in r.timings
@@ -43,7 +43,7 @@ def test_pil_and_uint8_inputs(tiny_pipe):
 
     u8 = (IMG * 255).astype(np.uint8)
     r = transform(tiny_pipe, Image.fromarray(u8), depth_map=Image.fromarray(u8), pose_map=u8, steps=2, denoise=0.5)
-    assert r.image.shape == (64, 72, 3)
+    assert r.image.shape == (40, 48, 3)
 
 
 def test_same_seed_identical_different_seed_differs(tiny_pipe):
@@ -59,7 +59,7 @@ def test_scale_zero_and_one_differ(tiny_pipe):
     assert np.abs(off.image - depth_on.image).max() > 1e-3
     assert np.abs(off.image - pose_on.image).max() > 1e-3
     # the map content matters, not just the net being on
-    other = run(tiny_pipe, depth_scale=1.0, pose_scale=0.0, depth_map=rand_image(60, 70, 9))
+    other = run(tiny_pipe, depth_scale=1.0, pose_scale=0.0, depth_map=rand_image(36, 44, 9))
     assert np.abs(other.image - depth_on.image).max() > 1e-4
 
 
@@ -131,7 +131,7 @@ def test_cancel_event_raises_cancelled_error(tiny_pipe):
     finally:
         h.remove()
     # the pipeline still works after a cancel
-    assert run(tiny_pipe).image.shape == (64, 72, 3)
+    assert run(tiny_pipe).image.shape == (40, 48, 3)
 
 
 def _gpu_view(pipe: ZRealismPipeline, fallback: bool = True) -> ZRealismPipeline:
@@ -196,19 +196,19 @@ def test_maps_detected_when_not_given(tiny_pipe, monkeypatch):
     monkeypatch.setattr(control_maps, "depth_map", fake_depth)
     monkeypatch.setattr(control_maps, "pose_map", fake_pose)
     r = transform(tiny_pipe, IMG, steps=2, denoise=0.5, detect_resolution=256)
-    assert seen == [("depth", (64, 72, 3), 256), ("pose", (64, 72, 3))]
+    assert seen == [("depth", (40, 48, 3), 256), ("pose", (40, 48, 3))]
     assert np.allclose(r.depth_map, 0.5, atol=1 / 255) and r.pose_map.max() == 0.0
 
 
 def test_color_lock_strength(tiny_pipe):
-    mask = np.zeros((60, 70), np.float32)
-    mask[10:50, 15:55] = 1.0
-    src = np.zeros((60, 70, 3), np.float32)
+    mask = np.zeros((36, 44), np.float32)
+    mask[6:30, 8:36] = 1.0
+    src = np.zeros((36, 44, 3), np.float32)
     src[..., 0] = 0.9  # strongly red source: the lock pulls the result toward it
     base = run(tiny_pipe, image=src)
     locked = run(tiny_pipe, image=src, mask=mask, color_lock=1.0)
-    assert locked.image[12:48, 17:53, 0].mean() > base.image[12:48, 17:53, 0].mean()
-    assert np.array_equal(locked.image[:4], base.image[:4])  # outside the mask: unchanged
+    assert locked.image[8:28, 10:34, 0].mean() > base.image[8:28, 10:34, 0].mean()
+    assert np.array_equal(locked.image[:3], base.image[:3])  # outside the mask: unchanged
 
 
 def test_bad_parameters_are_input_errors(tiny_pipe):

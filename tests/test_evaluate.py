@@ -72,6 +72,16 @@ def test_same_inputs_same_numbers(drawing, photoreal):
     a = evaluate(drawing, photoreal).to_dict()
     b = evaluate(drawing, photoreal).to_dict()
     assert a == b
+    clip = [np.roll(photoreal, t, axis=1) for t in range(3)]
+    assert evaluate_video(drawing, clip).to_dict() == evaluate_video(drawing, clip).to_dict()
+
+
+def test_rgba_source_uses_its_alpha_as_the_mask(photoreal):
+    rgba = sample_character(SIZE)  # transparent background: alpha = exact character coverage
+    r = evaluate(rgba, photoreal)
+    assert_valid(r)
+    assert r.diagnostics["mask"]["source_fraction"] == pytest.approx(float((rgba[..., 3] > 0.5).mean()))
+    assert r.scores["silhouette"] > 0.95
 
 
 def test_disjoint_characters_score_zero_silhouette():
@@ -121,11 +131,7 @@ def test_scores_fall_with_misalignment(drawing, photoreal):
 
 
 def test_color_falls_with_hue_rotation(drawing, photoreal):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_metrics import hue_rotate
+    from test_metrics import hue_rotate  # tests/ is on sys.path (rootdir-less test modules)
 
     reports = [evaluate(drawing, hue_rotate(photoreal, d) if d else photoreal) for d in (0, 10, 30, 90, 180)]
     de = [r.diagnostics["color"]["delta_e_mean"] for r in reports]

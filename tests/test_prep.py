@@ -138,6 +138,11 @@ def test_explicit_mask_wins_and_decontaminates(character):
     ring = (gt > 0) & (gt < 1)
     truth = composite(fg, gt, (1, 1, 1))
     assert de(r.image[ring], truth[ring]).mean() < 1.0
+    # behind the edge the background may vary: the local background colour is removed
+    yy = np.linspace(0, 1, gt.shape[0], dtype=np.float32)[:, None, None]
+    grad = np.broadcast_to(np.float32([0.2, 0.5, 0.9]) * (1 - yy) + np.float32([0.9, 0.6, 0.2]) * yy, fg.shape)
+    rg = prepare_white_background(np.clip(fg * gt[..., None] + grad * (1 - gt[..., None]), 0, 1), gt)
+    assert de(rg.image[ring], truth[ring]).mean() < 1.0
     # a mask overrides the alpha channel too (the half-box mask keeps only the left half)
     half = np.zeros_like(gt)
     half[:, :128] = 1
@@ -282,3 +287,24 @@ def test_cli_prep_with_mask_file(tmp_path, character):
     Image.fromarray(((1 - gt) * 255 + 0.5).astype(np.uint8)).save(mfile)  # white = background
     assert cli_main(["prep", str(src), "-o", str(out), "--mask", str(mfile), "--invert-mask", "--long-side", "128"]) == 0
     assert load_image(out).shape == (128, 128, 3)
+
+
+def test_fast_colour_distance_and_border_connectivity_match_references():
+    from scipy import ndimage
+
+    from zrealism_core.color import rgb_to_lab_fast
+    from zrealism_core.masks import border_connected, near_colour_u8
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (120, 150, 3)).astype(np.uint8)
+    lab = rgb_to_lab_fast(img).astype(np.float64)
+    for ref, tol in [((60, 10, -20), 12), ((50, 0, 0), 30), ((50, 0, 0), 60), ((90, -5, 5), 0.0)]:
+        exact = ((lab - np.array(ref)) ** 2).sum(-1) <= tol**2
+        np.testing.assert_array_equal(near_colour_u8(img, ref, tol), exact)
+    for p in (0.4, 0.6, 0.8):
+        near = rng.random((90, 110)) < p
+        labels, _ = ndimage.label(near)
+        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        expect = np.isin(labels, edge[edge > 0])
+        for max_fills in (256, 2):  # flood fill, and the labelling fallback for many border regions
+            np.testing.assert_array_equal(border_connected(near, max_fills), expect)

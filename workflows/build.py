@@ -164,6 +164,7 @@ class Node:
     title: Optional[str] = None
     models: List[Model] = field(default_factory=list)
     width: float = 320
+    height: float = 0  # 0 = estimated (notes: 220)
     text: str = ""  # body of a Note / MarkdownNote
     seed_control: str = "fixed"  # shipped graphs reproduce exactly; users switch to randomize
 
@@ -219,7 +220,7 @@ def build(wf: Workflow, defs: Dict[str, Dict[str, Any]]) -> Tuple[Dict[str, Any]
     for node in wf.nodes:
         if node.type in ("Note", "MarkdownNote"):
             ui_nodes.append({
-                "id": node.id, "type": node.type, "pos": list(node.pos), "size": [node.width, 220.0],
+                "id": node.id, "type": node.type, "pos": list(node.pos), "size": [node.width, float(node.height or 220)],
                 "flags": {}, "order": order.index(node.id), "mode": 0, "inputs": [], "outputs": [],
                 "properties": {}, "widgets_values": [node.text],
                 "color": "#432", "bgcolor": "#653",
@@ -324,8 +325,98 @@ def _stable_uuid(name: str) -> str:
 
 # ------------------------------------------------------------------ the shipped workflows
 
+# Model files the graphs select by default: widget value = `name`, so the editor's missing-models
+# dialog can name the file, its folder and its download (the editor only offers .safetensors
+# downloads itself; the motion module is a .ckpt, which our loader reads without unpickling).
+BASE = Model("v1-5-pruned-emaonly.safetensors",
+             "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/v1-5-pruned-emaonly.safetensors",
+             "checkpoints")
+DEPTH = Model("control_v11f1p_sd15_depth_fp16.safetensors",
+              "https://huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors/resolve/main/control_v11f1p_sd15_depth_fp16.safetensors",
+              "controlnet")
+POSE = Model("control_v11p_sd15_openpose_fp16.safetensors",
+             "https://huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors/resolve/main/control_v11p_sd15_openpose_fp16.safetensors",
+             "controlnet")
+MOTION = Model("mm_sd_v15_v2.ckpt", "https://huggingface.co/guoyww/animatediff/resolve/main/mm_sd_v15_v2.ckpt",
+               "animatediff_models")
+
+SUBJECT = "a young woman in a pink dress"
+NOTE_MODELS = """Z-Realism: drawing -> photo (SD1.5 img2img + depth and OpenPose ControlNets)
+
+Models (ComfyUI/models/...):
+- checkpoints/v1-5-pruned-emaonly.safetensors (or any SD1.5 fine-tune, or a diffusers folder in models/diffusers)
+- controlnet/control_v11f1p_sd15_depth_fp16.safetensors
+- controlnet/control_v11p_sd15_openpose_fp16.safetensors
+{extra}- zrealism_annotators/: Depth Anything V2 Small (folder Depth-Anything-V2-Small-hf) and the OpenPose files
+  body_pose_model.pth, hand_pose_model.pth, facenet.pth (or install comfyui_controlnet_aux, whose ckpts are found too)
+
+Use: load a character drawing (a flat background is removed; PNG transparency is used), set the subject on
+Heuristic Analyzer, queue. The analyzer's params replace the sampler's steps/cfg/denoise/scales; disconnect
+params to set them by hand. Fidelity Evaluator scores the result against the drawing (0..1, higher is better)."""
+
+
+def _loader(node_id: int, pos: Tuple[float, float]) -> Node:
+    return Node(node_id, "ZRealism_ModelLoader", pos, models=[BASE, DEPTH, POSE],
+                widgets={"checkpoint": BASE.name, "depth_controlnet": DEPTH.name, "pose_controlnet": POSE.name})
+
+
+def _still_core(image: Source, sampler_links: Dict[str, Source], x0: float = 0.0) -> List[Node]:
+    """Prep -> analyze -> load -> sample -> evaluate + save, fed by `image` (ids 2-9)."""
+    return [
+        Node(2, "ZRealism_WhiteBackgroundPrep", (x0 + 380, 0), widgets={"long_side": 512},
+             links={"image": image, "mask": (image[0], "MASK")}),
+        Node(3, "ZRealism_HeuristicAnalyzer", (x0 + 760, 0), widgets={"subject": SUBJECT},
+             links={"image": (2, "image"), "mask": (2, "mask")}),
+        Node(4, "PreviewAny", (x0 + 760, 330), title="Analyzer report", links={"source": (3, "report")}, width=320),
+        _loader(5, (x0 + 760, 520)),
+        Node(6, "ZRealism_DualControlNetSampler", (x0 + 1140, 0), widgets={"seed": 42}, width=340,
+             links={"pipe": (5, "pipe"), "image": (2, "image"), "mask": (2, "mask"), "params": (3, "params"),
+                    "prompt": (3, "positive"), "negative": (3, "negative"), **sampler_links}),
+        Node(7, "SaveImage", (x0 + 1540, 0), widgets={"filename_prefix": "ZRealism/still"},
+             links={"images": (6, "image")}),
+        Node(8, "ZRealism_FidelityEvaluator", (x0 + 1540, 420),
+             links={"source": (2, "image"), "result": (6, "image"), "mask": (2, "mask")}),
+        Node(9, "PreviewImage", (x0 + 1920, 420), title="Fidelity panel", links={"images": (8, "panel")}),
+    ]
+
+
 def workflows() -> List[Workflow]:
-    return []
+    still = Workflow("zrealism_still", [
+        Node(1, "LoadImage", (0, 0), title="Character drawing", widgets={"image": "example.png"}),
+        *_still_core((1, "IMAGE"), {}),
+        Node(10, "Note", (0, 420), width=700, text=NOTE_MODELS.format(extra="")),
+    ])
+    custom = Workflow("zrealism_custom_maps", [
+        Node(1, "LoadImage", (0, 0), title="Character drawing", widgets={"image": "example.png"}),
+        Node(11, "LoadImage", (0, 400), title="Depth map (white = near)", widgets={"image": "depth_map.png"}),
+        Node(12, "LoadImage", (0, 760), title="OpenPose map", widgets={"image": "pose_map.png"}),
+        *_still_core((1, "IMAGE"), {"depth_map": (11, "IMAGE"), "pose_map": (12, "IMAGE")}),
+        Node(10, "Note", (380, 420), width=340, height=620, text=(
+            "Custom maps: the depth and OpenPose maps come from you instead of the built-in detectors, e.g. from\n"
+            "comfyui_controlnet_aux (Depth Anything / MiDaS, DWPose / OpenPose): replace the two Load Image nodes\n"
+            "with those preprocessors, fed by the White Background Prep image. One map serves every image of a\n"
+            "batch, or give one per image; maps are resized to the image.\n\n" + NOTE_MODELS.format(extra=""))),
+    ])
+    video = Workflow("zrealism_video", [
+        Node(1, "LoadImage", (0, 0), title="Character drawing", widgets={"image": "example.png"}),
+        *_still_core((1, "IMAGE"), {}),
+        Node(10, "Note", (0, 420), width=700, height=330, text=NOTE_MODELS.format(
+            extra="- animatediff_models/mm_sd_v15_v2.ckpt (AnimateDiff motion module; v3_sd15_mm.ckpt works too)\n")
+            + "\n\nVideo: AnimateDiff Fuse animates the still (strength = how far frames may move from it), guided by\n"
+              "the still's own depth and pose maps, colours locked to the still. Fidelity Evaluator (bottom) scores the\n"
+              "frames against the drawing, plus temporal consistency."),
+        Node(13, "ZRealism_MotionModelLoader", (760, 900), models=[MOTION], widgets={"motion_model": MOTION.name}),
+        Node(14, "ZRealism_AnimateDiffFuse", (1140, 900), widgets={"seed": 42}, width=340,
+             links={"pipe": (5, "pipe"), "motion": (13, "motion"), "still": (6, "image"),
+                    "prompt": (3, "positive"), "negative": (3, "negative"), "depth_map": (6, "depth_map"),
+                    "pose_map": (6, "pose_map"), "mask": (2, "mask"), "params": (3, "params")}),
+        Node(15, "ZRealism_SaveVideo", (1540, 900), widgets={"filename_prefix": "ZRealism/clip"},
+             links={"frames": (14, "frames"), "fps": (14, "fps")}),
+        Node(16, "ZRealism_FidelityEvaluator", (1540, 1320), title="Fidelity Evaluator (clip)",
+             links={"source": (2, "image"), "result": (14, "frames"), "mask": (2, "mask")}),
+        Node(17, "PreviewImage", (1920, 1320), title="Fidelity panel (clip)", links={"images": (16, "panel")}),
+    ])
+    return [still, video, custom]
 
 
 # ------------------------------------------------------------------ writing

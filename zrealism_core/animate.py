@@ -8,9 +8,10 @@ How (AnimateDiff, diffusers):
   2D weights (from_pipe / from_unet2d would copy them: +3.4 GB for SD1.5 in fp32). The motion
   modules are likewise the adapter's own tensors. Consequence: anything that changes the 2D
   weights in place (fusing a LoRA) changes both pipelines; moving one pipeline moves both.
-  The motion pipeline is cached per (still pipeline, adapter) and rebuilt when either changes.
+  The motion pipeline is cached per still pipeline (the last adapter used) and rebuilt when the
+  adapter or a module changes. Motion LoRAs are loaded for one call and unloaded afterwards.
 - Video-to-video on the still repeated `frames` times at `strength` (the still is VAE-encoded
-  once), with the still's depth and pose maps as ControlNet conditioning on every frame, and a
+  once, posterior mean), with the still's depth and pose maps as ControlNet conditioning on every frame, and a
   scheduler of its own with AnimateDiff's training settings (linear betas, no clip, linspace
   spacing, steps_offset 1).
 - Clips longer than the adapter's window (motion_max_seq_length, 32 for real v2/v3 adapters,
@@ -26,14 +27,17 @@ How (AnimateDiff, diffusers):
   (2*frames-2 frames).
 - Colour lock: every frame's LAB mean/std is pulled toward the still (color_lock.color_lock).
 - Device policy, CUDA OOM -> model offload -> CPU fallback, progress callback and Cancel are the
-  still sampler's (runtime.py).
+  still sampler's: runtime.run_with_fallback / make_step_callback with the pipeline's own
+  attempts(), place() and restore() (or ComfyUI's placement passed as `prepare`); only the motion
+  modules (and SparseCtrl) are placed here on top, and on an offload attempt the motion pipeline
+  gets diffusers' offload hooks itself. The pipeline's lock serialises still and video jobs.
 """
 from __future__ import annotations
 
 import logging
 import types
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -101,13 +105,15 @@ def _scheduler_for(sd: Any, name: Optional[str], base_config: Optional[Dict[str,
 
 
 def _encode_repeated_once(self: Any, video: Any, generator: Any, decode_chunk_size: int = 16) -> Any:
-    """encode_video for a clip of identical frames: encode one frame, repeat its latents."""
+    """encode_video for a clip of identical frames: encode one frame, repeat its latents. The
+    posterior mean is used (no sampling jitter on the still; for trained VAEs the posterior spread
+    is tiny anyway, and every frame starts from the same latents)."""
     import torch
 
     from diffusers.pipelines.animatediff.pipeline_animatediff_video2video_controlnet import retrieve_latents
 
     if len(video) > 1 and torch.equal(video[0], video[-1]) and bool((video == video[:1]).all()):
-        one = retrieve_latents(self.vae.encode(video[:1]), generator=generator)
+        one = retrieve_latents(self.vae.encode(video[:1]), generator=generator, sample_mode="argmax")
         return one.repeat(len(video), 1, 1, 1)
     return type(self).encode_video(self, video, generator, decode_chunk_size)
 
@@ -479,7 +485,7 @@ def _run_sparsectrl(mp: Any, still_pil: Any, n: int, strength: float, scale: flo
     generator = common["generator"]
     pixels = torch.from_numpy(np.asarray(still_pil, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
     pixels = pixels.to(device=device, dtype=mp.vae.dtype)
-    init = mp.vae.encode(pixels).latent_dist.sample(generator) * mp.vae.config.scaling_factor
+    init = mp.vae.encode(pixels).latent_dist.mode() * mp.vae.config.scaling_factor  # as _encode_repeated_once
     init = init.to(dtype)[:, :, None].repeat(1, 1, n, 1, 1)  # [1, C, frames, h, w]
     mp.scheduler.set_timesteps(steps, device=device)
     noise = randn_tensor(init.shape, generator=generator, device=device, dtype=dtype)

@@ -50,7 +50,7 @@ class AnnotatorFile:
 
 
 OPENPOSE_FILES: Tuple[AnnotatorFile, ...] = (
-    AnnotatorFile("body_pose_model.pth", OPENPOSE_REPO, "200 MB", "OpenPose body"),
+    AnnotatorFile("body_pose_model.pth", OPENPOSE_REPO, "209 MB", "OpenPose body"),
     AnnotatorFile("hand_pose_model.pth", OPENPOSE_REPO, "147 MB", "OpenPose hands (loaded by controlnet-aux even when unused)"),
     AnnotatorFile("facenet.pth", OPENPOSE_REPO, "154 MB", "OpenPose face (loaded by controlnet-aux even when unused)"),
 )

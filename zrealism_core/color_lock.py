@@ -8,7 +8,7 @@ engine after sampling and by the video code on every frame (so frames share one 
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 import cv2
 import numpy as np

@@ -9,7 +9,9 @@ depth), pose is the OpenPose skeleton drawn on black.
 
 Detectors:
 - "depth_anything": Depth Anything V2 Small through transformers, from a save_pretrained folder
-  (config.json + model.safetensors [+ preprocessor_config.json]). The fast option on CPU.
+  (config.json + model.safetensors [+ preprocessor_config.json]), or from the original-layout
+  depth_anything_v2_vits.pth that comfyui_controlnet_aux keeps (converted in memory when loaded:
+  same weights, transformers names, fused qkv split). The fast option on CPU.
 - "midas": controlnet-aux MidasDetector (DPT-Hybrid) from dpt_hybrid-midas-501f0c75.pt. Slow on CPU.
 - pose: controlnet-aux OpenposeDetector from body_pose_model.pth, hand_pose_model.pth and facenet.pth
   (its loader reads all three even when hands and face are not drawn).
@@ -238,7 +240,7 @@ def _config_from_original(state: Dict[str, Any]):
     tokens = int(state["pretrained.pos_embed"].shape[1]) - 1
     backbone = Dinov2Config(
         image_size=int(round(tokens ** 0.5)) * patch, patch_size=patch, hidden_size=hidden, num_hidden_layers=layers,
-        num_attention_heads=max(1, hidden // 64), mlp_ratio=mlp / hidden, out_indices=out_indices,
+        num_attention_heads=max(1, hidden // 64), mlp_ratio=mlp // hidden, out_indices=out_indices,
         reshape_hidden_states=False,
     )
     return DepthAnythingConfig(

@@ -112,7 +112,7 @@ class ZRealismPipeline:
 
     def place(self, attempt_or_device: Any, dtype: Any = None, offload: bool = False) -> None:
         """Move every module to `device`/`dtype`; `offload` = diffusers model CPU offload instead."""
-        if isinstance(attempt_or_device, runtime.Attempt):
+        if hasattr(attempt_or_device, "offload"):  # a runtime.Attempt (duck-typed: the pack may be imported twice)
             device, dtype, offload = attempt_or_device.device, attempt_or_device.dtype, attempt_or_device.offload
         else:
             device = attempt_or_device
@@ -266,7 +266,7 @@ def cached_pipelines() -> List[ZRealismPipeline]:
 
 def round_to_8(h: int, w: int) -> Tuple[int, int]:
     """Sides rounded to the nearest multiple of 8 (at least 8): SD's VAE/UNet need it."""
-    return max(8, int(round(h / 8.0)) * 8), max(8, int(round(w / 8.0)) * 8)
+    return max(8, int(h / 8.0 + 0.5) * 8), max(8, int(w / 8.0 + 0.5) * 8)  # half rounds up
 
 
 def _resize_rgb(arr: np.ndarray, h: int, w: int) -> np.ndarray:

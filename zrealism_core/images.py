@@ -64,9 +64,11 @@ def to_float_array(image: ImageLike, *, name: str = "image") -> np.ndarray:
     if c not in (1, 2, 3, 4):
         raise InputError(f"{name} has {c} channels; expected 1 (gray), 3 (RGB) or 4 (RGBA).")
     if arr.dtype == np.uint8:
-        out = arr.astype(np.float32) / 255.0
+        out = arr.astype(np.float32)
+        out *= np.float32(1.0 / 255.0)  # in place: one temporary less on megapixel images
     elif arr.dtype == np.uint16:
-        out = arr.astype(np.float32) / 65535.0
+        out = arr.astype(np.float32)
+        out *= np.float32(1.0 / 65535.0)
     elif arr.dtype == bool:
         out = arr.astype(np.float32)
     elif np.issubdtype(arr.dtype, np.floating):
@@ -98,7 +100,10 @@ def split_rgb_alpha(image: ImageLike, *, name: str = "image") -> Tuple[np.ndarra
     if arr.shape[2] == 1:
         return np.repeat(arr, 3, axis=2), None
     if arr.shape[2] == 4:
-        return np.ascontiguousarray(arr[:, :, :3]), np.ascontiguousarray(arr[:, :, 3])
+        import cv2
+
+        # OpenCV's channel split is a SIMD pass; numpy's strided slice copies are several times slower.
+        return cv2.cvtColor(arr, cv2.COLOR_RGBA2RGB), cv2.extractChannel(arr, 3)
     return arr, None
 
 

@@ -18,7 +18,7 @@ that is all background -> InputError with the fix in the message.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 import cv2
 import numpy as np
@@ -69,6 +69,7 @@ def prepare_white_background(image: Any, mask: Any = None, **options: Any) -> Pr
         raise InputError(f"image is {w}x{h}; it must be at least {MIN_SIDE}x{MIN_SIDE} pixels to hold a character.")
 
     background = np.ones(3, np.float32)
+    edge = None  # sparse colour overrides for edge pixels (automatic path)
     if mask is not None:
         a = to_mask(mask, (h, w), name="mask")
         if float(a.max()) <= 0.0:
@@ -85,12 +86,16 @@ def prepare_white_background(image: Any, mask: Any = None, **options: Any) -> Pr
             raise InputError("image is fully transparent; there is no character to prepare.")
         a, fg, source = alpha, rgb, "alpha"  # straight alpha: the colours are already the character's
     else:
-        a, fg, background = _auto_alpha(rgb, opts["tolerance"], opts["grabcut"], opts["decontaminate"])
+        a, edge, background = _auto_alpha(rgb, opts["tolerance"], opts["grabcut"], opts["decontaminate"])
+        fg = rgb
         source = "auto+grabcut" if opts["grabcut"] else "auto"
 
+    partial = None
+    if edge is not None and not (opts["grow"] or opts["feather"]):
+        partial = edge[0][a.reshape(-1)[edge[0]] < 1.0]  # only edge pixels can be partly covered
     a = _shape_mask(a, opts["grow"], opts["feather"])
-    out = _over_white(fg, a)
-    result = PrepResult(out, a.astype(np.float32), source, tuple(float(v) for v in background), (0, 0, w, h), 1.0, opts)
+    out = _over_white(fg, a, edge, partial)
+    result = PrepResult(out, a.astype(np.float32, copy=False), source, tuple(float(v) for v in background), (0, 0, w, h), 1.0, opts)
     if opts["long_side"]:
         result = _resize_pad(result, opts["long_side"])
     return result
@@ -125,7 +130,7 @@ def _check_options(options: dict) -> dict:
 # ---------------------------------------------------------------- automatic mask
 
 def _auto_alpha(rgb: np.ndarray, tolerance: float, grabcut: bool, decontaminate: bool):
-    """(soft alpha, decontaminated colours, background colour) for a flat background."""
+    """(soft alpha, edge colours (flat indices, RGB) or None, background colour) for a flat background."""
     ref = border_reference_lab(rgb)
     bg = border_connected(near_colour_u8(rgb, ref, tolerance))
     if bg.all():
@@ -143,14 +148,15 @@ def _auto_alpha(rgb: np.ndarray, tolerance: float, grabcut: bool, decontaminate:
         subject = _grabcut_refine(rgb, subject)
         if not subject.any():
             raise InputError("GrabCut found no character; turn grabcut off or raise the tolerance.")
-    alpha, fg = _edge_alpha(rgb, subject, background.astype(np.float32), decontaminate)
-    return alpha, fg, background.astype(np.float32)
+    alpha, edge = _edge_alpha(rgb, subject, background.astype(np.float32), decontaminate)
+    return alpha, edge, background.astype(np.float32)
 
 
 def _neighbour_mean(rgb: np.ndarray, weight: np.ndarray, ys: np.ndarray, xs: np.ndarray, radii=(1, 2)):
-    """For each pixel (ys, xs): mean colour of its neighbours with weight 1 in a (2r+1)^2 window,
-    trying the radii in order. Returns (means (N,3), found (N,) bool)."""
+    """For each pixel (ys, xs): mean colour of its neighbours with weight 1 (uint8 H,W) in a
+    (2r+1)^2 window, trying the radii in order. Returns (means (N,3), found (N,) bool)."""
     h, w = weight.shape
+    flat_rgb, flat_w = rgb.reshape(-1, 3), weight.reshape(-1)
     mean = np.zeros((len(ys), 3), np.float32)
     found = np.zeros(len(ys), bool)
     for r in radii:
@@ -160,12 +166,14 @@ def _neighbour_mean(rgb: np.ndarray, weight: np.ndarray, ys: np.ndarray, xs: np.
         ty, tx = ys[idx], xs[idx]
         acc = np.zeros((len(idx), 3), np.float32)
         cnt = np.zeros(len(idx), np.float32)
-        for dy in range(-r, r + 1):
-            yy = np.clip(ty + dy, 0, h - 1)
-            for dx in range(-r, r + 1):
-                xx = np.clip(tx + dx, 0, w - 1)
-                m = weight[yy, xx]
-                acc += rgb[yy, xx] * m[:, None]
+        rows = [np.clip(ty + dy, 0, h - 1) * w for dy in range(-r, r + 1)]
+        cols = [np.clip(tx + dx, 0, w - 1) for dx in range(-r, r + 1)]
+        for row in rows:
+            for col in cols:
+                k = row + col  # flat indices: 1-D gathers are the cheap kind
+                m = flat_w[k]
+                sel = m.astype(bool)
+                acc[sel] += flat_rgb[k[sel]]
                 cnt += m
         ok = cnt > 0
         mean[idx[ok]] = acc[ok] / cnt[ok, None]
@@ -174,36 +182,36 @@ def _neighbour_mean(rgb: np.ndarray, weight: np.ndarray, ys: np.ndarray, xs: np.
 
 
 def _edge_alpha(rgb: np.ndarray, subject: np.ndarray, background: np.ndarray, decontaminate: bool):
-    """Soft alpha and decontaminated colours for a binary subject on a flat background.
+    """Soft alpha for a binary subject on a flat background, plus the edge pixels' new colours.
 
     Only the 1-pixel edge layer of the subject (pixels touching the background) can be mixed.
     There C = a*F + (1-a)*B with F = mean of the neighbouring interior pixels and B = mean of the
     neighbouring background pixels; a is the projection of C-B on F-B (least squares), and the
-    edge colour becomes F = (C - (1-a)B)/a, clipped."""
+    edge colour becomes F = (C - (1-a)B)/a, clipped. Returns (alpha H,W, (flat indices, colours))."""
     sub_u8 = subject.astype(np.uint8)
-    edge = sub_u8 & cv2.dilate(1 - sub_u8, np.ones((3, 3), np.uint8))
+    bg_u8 = 1 - sub_u8
+    edge = sub_u8 & cv2.dilate(bg_u8, np.ones((3, 3), np.uint8))
     alpha = sub_u8.astype(np.float32)
-    ys, xs = np.nonzero(edge)
-    if len(ys) == 0:
-        return alpha, rgb
-    interior = (sub_u8 & (1 - edge)).astype(np.float32)
-    f_est, f_ok = _neighbour_mean(rgb, interior, ys, xs, (1, 2))
-    b_est, b_ok = _neighbour_mean(rgb, (1 - sub_u8).astype(np.float32), ys, xs, (1,))
+    flat = np.flatnonzero(edge)
+    if len(flat) == 0:
+        return alpha, None
+    w = subject.shape[1]
+    ys, xs = flat // w, flat % w
+    f_est, f_ok = _neighbour_mean(rgb, sub_u8 & (1 - edge), ys, xs, (1, 2))
+    b_est, b_ok = _neighbour_mean(rgb, bg_u8, ys, xs, (1,))
     b_est[~b_ok] = background
-    c = rgb[ys, xs]
+    c = rgb.reshape(-1, 3)[flat]
     fb = f_est - b_est
     den = (fb * fb).sum(axis=1)
     a = np.clip(((c - b_est) * fb).sum(axis=1) / np.maximum(den, 1e-12), 0.0, 1.0)
     # Trust the estimate only where F was found and differs clearly from the background
     # (0.02 in squared RGB ~ 14 levels of 255); elsewhere keep the pixel as it is.
     a = np.where(f_ok & (den > 0.02), a, 1.0).astype(np.float32)
-    alpha[ys, xs] = a
+    alpha.reshape(-1)[flat] = a
     if not decontaminate:
-        return alpha, rgb
-    fg = rgb.copy()
+        return alpha, (flat, c)
     av = np.maximum(a, 1e-3)[:, None]
-    fg[ys, xs] = np.clip((c - (1.0 - av) * b_est) / av, 0.0, 1.0)
-    return alpha, fg
+    return alpha, (flat, np.clip((c - (1.0 - av) * b_est) / av, 0.0, 1.0).astype(np.float32))
 
 
 def _smooth_background(rgb: np.ndarray, seed_bg: np.ndarray, tolerance: float, rounds: int = 3) -> np.ndarray:
@@ -277,14 +285,20 @@ def _background_outside(rgb: np.ndarray, a: np.ndarray) -> np.ndarray:
 def _decontaminate(rgb: np.ndarray, a: np.ndarray, background: np.ndarray) -> np.ndarray:
     """F = (C - (1-a)B) / a on partially covered pixels, clipped to 0..1; other pixels unchanged.
 
-    `background` is the one old background colour (3,)."""
-    fringe = (a > 0.0) & (a < 1.0)
-    if not fringe.any():
+    B is the mean of the clearly-outside pixels (a < 0.02) within 2 pixels, so gradients behind the
+    edge are handled; `background` (3,) serves where there are none (wide, feathered fringes)."""
+    fringe = np.flatnonzero((a > 0.0) & (a < 1.0))
+    if fringe.size == 0:
         return rgb
     out = rgb.copy()
-    av = a[fringe][:, None]
-    b = background[None, :]
-    out[fringe] = np.clip((rgb[fringe] - (1.0 - av) * b) / np.maximum(av, 1e-3), 0.0, 1.0)
+    c = rgb.reshape(-1, 3)[fringe]
+    b = np.broadcast_to(background, c.shape).copy()
+    if fringe.size <= a.size // 4:
+        w = a.shape[1]
+        local, ok = _neighbour_mean(rgb, (a < 0.02).view(np.uint8), fringe // w, fringe % w, (2,))
+        b[ok] = local[ok]
+    av = a.reshape(-1)[fringe][:, None]
+    out.reshape(-1, 3)[fringe] = np.clip((c - (1.0 - av) * b) / np.maximum(av, 1e-3), 0.0, 1.0)
     return out
 
 
@@ -294,15 +308,44 @@ def _shape_mask(a: np.ndarray, grow: int, feather: float) -> np.ndarray:
         a = cv2.dilate(a, k) if grow > 0 else cv2.erode(a, k)
     if feather > 0:
         a = cv2.GaussianBlur(a, (0, 0), float(feather), borderType=cv2.BORDER_REPLICATE)
-    return np.clip(a, 0.0, 1.0).astype(np.float32)
+    if grow or feather:
+        a = np.clip(a, 0.0, 1.0)
+    return a.astype(np.float32, copy=False)
 
 
-def _over_white(fg: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """a*F + (1-a)*white = 1 - a*(1-F), computed in place on one temporary."""
-    out = 1.0 - fg
-    out *= a[:, :, None]
-    np.subtract(1.0, out, out=out)
-    return out.astype(np.float32, copy=False)
+def _over_white(fg: np.ndarray, a: np.ndarray, edge=None, partial=None) -> np.ndarray:
+    """a*F + (1-a)*white, where F is `fg` with the `edge` pixels (flat indices, colours) replaced.
+
+    Usually only a thin edge is partly covered: then white + a masked copy of the solid pixels +
+    a per-pixel formula on the edge beats three passes over the whole image. `partial`: the flat
+    indices of the pixels with 0 < a < 1, when the caller knows them."""
+    part = np.flatnonzero((a > 0.0) & (a < 1.0)) if partial is None else partial
+    if part.size > a.size // 8:  # heavily feathered: the plain formula is cheaper
+        if edge is not None:
+            fg = fg.copy()
+            fg.reshape(-1, 3)[edge[0]] = edge[1]
+        out = 1.0 - fg
+        out *= a[:, :, None]
+        np.subtract(1.0, out, out=out)
+        return out.astype(np.float32, copy=False)
+    out = np.ones(fg.shape, np.float32)
+    cv2.copyTo(fg, (a >= 1.0).view(np.uint8), out)
+    flat_out = out.reshape(-1, 3)
+    if edge is not None:
+        idx, colours = edge
+        full = a.reshape(-1)[idx] >= 1.0
+        flat_out[idx[full]] = colours[full]  # solid edge pixels: their (cleaned) colour
+    if part.size:
+        colours = fg.reshape(-1, 3)[part]
+        if edge is not None:
+            # edge indices are sorted (flatnonzero): find which partial pixels have a new colour
+            pos = np.searchsorted(edge[0], part)
+            pos = np.minimum(pos, len(edge[0]) - 1)
+            hit = edge[0][pos] == part
+            colours[hit] = edge[1][pos[hit]]
+        av = a.reshape(-1)[part][:, None]
+        flat_out[part] = 1.0 - av * (1.0 - colours)
+    return out
 
 
 def _resize_pad(result: PrepResult, long_side: int) -> PrepResult:

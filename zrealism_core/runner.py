@@ -126,9 +126,9 @@ def run_image(
     """
     from tqdm.auto import tqdm
 
-    from .analyze import analyze
+    from .analysis import analyze
     from .engine import transform
-    from .evaluate import evaluate, evaluate_video
+    from .evaluation import evaluate, evaluate_video
     from .images import load_image, save_image
     from .panel import render_panel
     from .params import apply_params

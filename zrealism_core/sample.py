@@ -160,7 +160,7 @@ def sample_character(
     return (straight * a + bg_arr * (1.0 - a)).astype(np.float32)
 
 
-def write_sample(path: Union[str, Path], size: int = 512, background=None) -> Path:
+def write_sample(path: Union[str, Path], size: int = 512, background: Optional[Union[Sequence[float], str]] = None) -> Path:
     """Write the sample as a PNG (RGBA when background is None)."""
     from .images import save_image
 

@@ -47,19 +47,21 @@ def _tiny_depth_anything(seed: int):
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
 
     # hidden 64 with 1 head: the head count of an original-layout file is read as hidden // 64.
+    # initializer_range 0.1 (not 0.02): with the default the signal dies out in the random layers
+    # and the "map" is a constant plus float noise (spread ~1e-7); at 0.1 it varies with the image.
     backbone = Dinov2Config(
         image_size=518, patch_size=14, hidden_size=64, num_hidden_layers=4, num_attention_heads=1, mlp_ratio=2,
-        out_indices=[1, 2, 3, 4], reshape_hidden_states=False,
+        out_indices=[1, 2, 3, 4], reshape_hidden_states=False, initializer_range=0.1,
     )
     config = DepthAnythingConfig(
         backbone_config=backbone, reassemble_hidden_size=64, neck_hidden_sizes=[8, 16, 16, 32],
-        fusion_hidden_size=16, head_hidden_size=8,
+        fusion_hidden_size=16, head_hidden_size=8, initializer_range=0.1,
     )
     torch.manual_seed(seed)
     model = DepthAnythingForDepthEstimation(config).eval()
     with torch.no_grad():
-        # The relative head ends in a ReLU; a positive last bias keeps the random map from being all zero.
-        model.head.conv3.bias.fill_(1.0)
+        # The relative head ends in a ReLU; a small positive last bias keeps most pixels above zero.
+        model.head.conv3.bias.fill_(0.02)
     return model
 
 
@@ -113,7 +115,7 @@ def _v2_processor():
 def _random_state_dict(state: Dict[str, "torch.Tensor"], seed: int, compact: bool) -> Dict[str, "torch.Tensor"]:  # noqa: F821
     import torch
 
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)  # compact values; full files keep the (seeded) default init
     out = {}
     for key, value in state.items():
         if not value.is_floating_point():
@@ -123,8 +125,11 @@ def _random_state_dict(state: Dict[str, "torch.Tensor"], seed: int, compact: boo
             base = torch.randn((value.shape[0],) + (1,) * (value.dim() - 1), generator=g) * 0.05
             tensor = base.expand(value.shape)  # stride-0 view: only value.shape[0] numbers are saved
         else:
-            tensor = torch.randn(value.shape, generator=g) * 0.05
-        if key.endswith("running_var"):
+            # PyTorch's default init, as the feasibility study's timings used. (Plain N(0, 0.05)
+            # weights make OpenPose report thousands of spurious peaks and its Python matching
+            # loop then takes a minute: not a cost real weights have.)
+            tensor = value.detach().clone()
+        if compact and key.endswith("running_var"):
             tensor = tensor.abs() + 1.0  # a variance must be positive
         out[key] = tensor
     return out
@@ -144,6 +149,7 @@ def write_openpose_files(root: PathLike, *, seed: int = 0, compact: bool = True)
         ("hand_pose_model.pth", handpose_model, True),
         ("facenet.pth", FaceNet, False),
     ):
+        torch.manual_seed(seed)
         state = net().state_dict()
         if strip:
             # controlnet-aux's util.transfer reads `model0.conv1_1.weight` from key `conv1_1.weight`.
@@ -161,6 +167,7 @@ def write_midas_file(root: PathLike, *, seed: int = 0, compact: bool = True) -> 
 
     folder = Path(root)
     folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
     state = DPTDepthModel(path=None, backbone="vitb_rn50_384", non_negative=True).state_dict()
     path = folder / annotators.MIDAS_FILE.name
     torch.save(_random_state_dict(state, seed, compact), path)

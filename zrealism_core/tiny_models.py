@@ -200,9 +200,10 @@ def reinit_zero_convs(controlnet: Any, seed: int = 0, std: float = 0.05) -> Any:
     ]
     with torch.no_grad():
         for m in modules:
-            m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * std)
+            # drawn on the CPU (device-independent numbers), then copied to wherever the net lives
+            m.weight.copy_(torch.randn(m.weight.shape, generator=gen, device="cpu") * std)
             if m.bias is not None:
-                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * std)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen, device="cpu") * std)
     return controlnet
 
 
@@ -524,11 +525,11 @@ def write_tiny_config_folder(folder: PathLike) -> Path:
     )
 
 
-def write_tiny_diffusers_folder(folder: PathLike, seed: int = 0) -> Path:
+def write_tiny_diffusers_folder(folder: PathLike, seed: int = 0, components: Optional[Dict[str, Any]] = None) -> Path:
     """A diffusers-format base model folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)."""
     from diffusers import StableDiffusionPipeline
 
-    c = tiny_components(seed)
+    c = components or tiny_components(seed)
     pipe = StableDiffusionPipeline(
         vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=c["unet"],
         scheduler=c["scheduler"], safety_checker=None, feature_extractor=None, image_encoder=None,
@@ -553,10 +554,10 @@ def ldm_checkpoint(unet: Any, vae: Any, text_encoder: Any) -> Dict[str, Any]:
     return sd
 
 
-def write_tiny_single_file(path: PathLike, seed: int = 0) -> Path:
+def write_tiny_single_file(path: PathLike, seed: int = 0, components: Optional[Dict[str, Any]] = None) -> Path:
     """An original-layout SD checkpoint (`model.diffusion_model.*`, `first_stage_model.*`,
     `cond_stage_model.transformer.text_model.*`) of the tiny models, as .safetensors."""
-    c = tiny_components(seed)
+    c = components or tiny_components(seed)
     return _save(ldm_checkpoint(c["unet"], c["vae"], c["text_encoder"]), Path(path))
 
 
@@ -602,11 +603,12 @@ def write_tiny_model_set(folder: PathLike, seed: int = 0) -> TinyModelSet:
     """Everything a test or the selftest needs, under `folder` (about 20 MB, under a second)."""
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
+    c = tiny_components(seed)  # the single file and the folder hold the same weights
     return TinyModelSet(
         root=root,
         config=write_tiny_config_folder(root / "tiny-sd15-config"),
-        checkpoint=write_tiny_single_file(root / "tiny-sd15.safetensors", seed),
-        diffusers=write_tiny_diffusers_folder(root / "tiny-sd15-diffusers", seed),
+        checkpoint=write_tiny_single_file(root / "tiny-sd15.safetensors", seed, c),
+        diffusers=write_tiny_diffusers_folder(root / "tiny-sd15-diffusers", seed, c),
         depth_controlnet=write_tiny_controlnet(root / "tiny-control-depth.safetensors", "ldm", seed + 1),
         pose_controlnet=write_tiny_controlnet(root / "tiny-control-openpose.safetensors", "diffusers", seed + 2),
         vae=write_tiny_vae(root / "tiny-vae.safetensors", seed + 5),

@@ -96,7 +96,7 @@ def motion_to_original(state_dict: Mapping[str, Any]) -> Dict[str, Any]:
             # the original keeps one positional table per attention block
             base = new[: -len(".pos_embed.pe")]
             out[base + ".attention_blocks.0.pos_encoder.pe"] = value
-            out[base + ".attention_blocks.1.pos_encoder.pe"] = value
+            out[base + ".attention_blocks.1.pos_encoder.pe"] = value.clone()
             continue
         new = (
             new.replace(".norm1.", ".norms.0.")

@@ -186,9 +186,11 @@ def _read_pil(p: Path, max_frames: Optional[int]) -> Tuple[List[np.ndarray], flo
     durations: List[float] = []
     with img:
         for frame in ImageSequence.Iterator(img):
+            # convert each frame fully (GIF frames may be palette/partial frames); loading the frame
+            # also fills info["duration"] (WebP sets it only then)
+            rgba = frame.convert("RGBA")
             durations.append(float(frame.info.get("duration") or 0))
-            # convert each frame fully: GIF frames may be palette/partial frames
-            frames.append(to_rgb(frame.convert("RGBA"), name=f"{p.name} frame {len(frames)}"))
+            frames.append(to_rgb(rgba, name=f"{p.name} frame {len(frames)}"))
             if max_frames is not None and len(frames) >= max_frames:
                 break
     positive = [d for d in durations if d > 0]

@@ -23,13 +23,36 @@ import pytest
 FAKES = Path(__file__).resolve().parent
 
 
+class one_torch_thread:
+    """Tiny models gain nothing from threads, and on a shared 2-core box OpenMP spin-waiting made a
+    0.4 s run take 15-30 s; one thread keeps them at ~1 s whatever else runs."""
+
+    def __enter__(self):
+        import torch
+
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.set_num_threads(self.before)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_torch_thread():
+        yield
+
+
 @functools.lru_cache(maxsize=None)
 def _tiny_set():
     from zrealism_core.tiny_models import write_tiny_model_set
 
     root = tempfile.mkdtemp(prefix="zr-tiny-")
     atexit.register(shutil.rmtree, root, True)
-    return write_tiny_model_set(root)
+    with one_torch_thread():
+        return write_tiny_model_set(root)
 
 
 @functools.lru_cache(maxsize=None)
@@ -37,7 +60,8 @@ def _tiny_pipe():
     from zrealism_core.engine import load_pipeline
 
     s = _tiny_set()
-    return load_pipeline(s.checkpoint, s.depth_controlnet, s.pose_controlnet, device="cpu", config=s.config, cache=False)
+    with one_torch_thread():
+        return load_pipeline(s.checkpoint, s.depth_controlnet, s.pose_controlnet, device="cpu", config=s.config, cache=False)
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ const userData = fs.mkdtempSync("/tmp/zr-chromium-");
 const browser = await chromium.launchPersistentContext(userData, {
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
-  viewport: { width: 1600, height: 900 },
+  viewport: { width: 1920, height: 1080 },
   deviceScaleFactor: 1,
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
@@ -37,7 +37,10 @@ const settings = {  // a clean first-run profile otherwise opens dialogs over th
   "Comfy.Workflow.ShowMissingNodesWarning": true,
   "Comfy.Minimap.Visible": false,
   "Comfy.UseNewMenu": "Top",
+  "Comfy.Graph.CanvasInfo": false,
+  "Comfy.Graph.CanvasMenu": false,
 };
+const SCALE = 0.75;  // below ~0.6 the editor draws nodes without text (low-quality mode)
 for (const [k, v] of Object.entries(settings)) {
   await fetch(`${base}/settings/${encodeURIComponent(k)}`, { method: "POST", body: JSON.stringify(v) });
 }
@@ -52,23 +55,31 @@ for (const file of files) {
   }, data);
   await page.waitForTimeout(1500);
   await page.keyboard.press("Escape");  // close any dialog the load opened
-  const result = await page.evaluate(async () => {
-    const app = window.app;
-    const nodes = app.graph._nodes;
+  // size the window to the graph at a readable zoom, then frame the graph
+  const box = await page.evaluate(() => {
     let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
-    for (const n of nodes) {  // fit the whole graph (title bars included) into the canvas
+    for (const n of window.app.graph._nodes) {  // title bars sit above pos
       x0 = Math.min(x0, n.pos[0]); y0 = Math.min(y0, n.pos[1] - 40);
       x1 = Math.max(x1, n.pos[0] + n.size[0]); y1 = Math.max(y1, n.pos[1] + n.size[1]);
     }
-    const c = app.canvas.canvas;
-    const scale = Math.min(c.clientWidth / (x1 - x0 + 80), (c.clientHeight - 40) / (y1 - y0 + 80), 1.2);
+    return [x0, y0, x1, y1];
+  });
+  const [left, top] = await page.evaluate(() => {  // menus and side bar around the canvas
+    const r = window.app.canvas.canvas.getBoundingClientRect();
+    return [r.left + (window.innerWidth - r.right), r.top + (window.innerHeight - r.bottom)];
+  });
+  await page.setViewportSize({ width: Math.ceil((box[2] - box[0]) * SCALE + 60 + left),
+                               height: Math.ceil((box[3] - box[1]) * SCALE + 60 + top) });
+  await page.waitForTimeout(800);
+  const result = await page.evaluate(async ([x0, y0, scale]) => {
+    const app = window.app;
     app.canvas.ds.scale = scale;
-    app.canvas.ds.offset = [-x0 + 40 / scale, -y0 + 60 / scale];
+    app.canvas.ds.offset = [-x0 + 30 / scale, -y0 + 30 / scale];
     app.canvas.setDirty(true, true);
     app.canvas.draw(true, true);
     const prompt = await app.graphToPrompt();
     return { graph: app.graph.serialize(), prompt: prompt.output };
-  });
+  }, [box[0], box[1], SCALE]);
   await page.waitForTimeout(800);
   fs.writeFileSync(path.join(outDir, `${name}.graph.json`), JSON.stringify(result.graph, null, 2));
   fs.writeFileSync(path.join(outDir, `${name}.prompt.json`), JSON.stringify(result.prompt, null, 2));

@@ -16,6 +16,7 @@ Timings per workflow are printed and, when ZR_TIMINGS_JSON names a file, written
 """
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
@@ -131,12 +132,17 @@ def server(tmp_path_factory):
     sys.path.insert(0, str(REPO))  # zrealism_core for the tiny-model writers
     names = write_models(root / "models")
     inputs = write_inputs(root / "input")
+    example = Path(COMFYUI_DIR) / "input" / "example.png"  # what the shipped graphs select (screenshots)
+    if example.is_file():
+        shutil.copy(example, root / "input" / "example.png")
     yaml = root / "extra_model_paths.yaml"
     folders = ["checkpoints", "controlnet", "animatediff_models", "diffusers", "zrealism_annotators"]
     yaml.write_text("zrealism_test:\n"
                     f"    base_path: {root}\n"
                     "    custom_nodes: custom_nodes\n"
                     + "".join(f"    {f}: models/{f}\n" for f in folders))
+    for sub in ("output", "user", "temp"):
+        (root / sub).mkdir(exist_ok=True)
     port = _free_port()
     log = root / "server.log"
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
@@ -182,8 +188,10 @@ def _our_node_ids() -> List[str]:
 
 def test_pack_imports_without_errors(server):
     text = server.log.read_text(errors="replace")
-    assert "IMPORT FAILED" not in text, server.log_tail()
-    assert "failed to load" not in text, server.log_tail()
+    ours = [line for line in text.splitlines() if f"custom_nodes/{PACK_DIR_NAME}" in line]
+    assert ours, f"the pack was not loaded:\n{server.log_tail()}"  # ComfyUI logs each pack's import time
+    assert not any("IMPORT FAILED" in line for line in ours), "\n".join(ours)
+    assert "Z-Realism:" not in text or "failed to load" not in text, server.log_tail()
 
 
 def test_object_info_lists_our_nodes_with_tooltips(server):
@@ -212,7 +220,7 @@ def test_workflow_templates_are_listed(server):
 TINY_VALUES: Dict[str, Any] = {
     "steps": 2, "frames": 4, "frame_count": 4, "num_frames": 4, "context_length": 4,
     "resolution": 64, "max_resolution": 64, "width": 64, "height": 64, "annotator_resolution": 64,
-    "eval_resolution": 64,
+    "eval_resolution": 64, "long_side": 64,
 }
 
 
@@ -248,8 +256,9 @@ def _tiny_choice(cls: str, name: str, value: str, choices: List[str], names: Dic
     low = (name + " " + value).lower()
     for role, keys in (("depth", ("depth",)), ("pose", ("pose",)), ("motion", ("motion", "mm_", "animatediff")),
                        ("checkpoint", ("ckpt", "checkpoint", "base", "model", "v1-5"))):
-        if any(k in low for k in keys) and names[role] in choices:
-            return names[role]
+        hits = [c for c in choices if names[role] in c]  # a diffusers folder is listed as "[diffusers] name"
+        if any(k in low for k in keys) and hits:
+            return hits[0]
     raise AssertionError(f"{cls}.{name}: no tiny file for {value!r} among {choices}")
 
 
@@ -267,13 +276,47 @@ def _wait(server: Server, prompt_id: str) -> Dict[str, Any]:
     pytest.fail(f"prompt {prompt_id} did not finish in {RUN_TIMEOUT_S} s:\n{server.log_tail()}")
 
 
+async def _queue_and_time_nodes(base: str, prompt: Dict[str, Any], client_id: str):
+    """POST the prompt with a websocket open; time each node from its "executing" message to the next.
+    Returns (http status, answer, {node_id: seconds}). aiohttp is one of ComfyUI's requirements."""
+    import aiohttp
+
+    times: Dict[str, float] = {}
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{base}/ws?clientId={client_id}") as ws:
+            async with session.post(f"{base}/prompt", json={"prompt": prompt, "client_id": client_id}) as r:
+                status, answer = r.status, await r.json()
+            if status != 200:
+                return status, answer, times
+            pid, current, t0 = answer["prompt_id"], None, time.perf_counter()
+            deadline = t0 + RUN_TIMEOUT_S
+            while time.perf_counter() < deadline:
+                msg = await ws.receive(timeout=deadline - time.perf_counter())
+                if msg.type != aiohttp.WSMsgType.TEXT:  # binary frames are previews
+                    if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        break
+                    continue
+                m = json.loads(msg.data)
+                data = m.get("data") or {}
+                if data.get("prompt_id") not in (None, pid):
+                    continue
+                now = time.perf_counter()
+                if m["type"] == "executing" or m["type"] in ("execution_success", "execution_error", "execution_interrupted"):
+                    if current is not None:
+                        times[current] = times.get(current, 0.0) + now - t0
+                    current, t0 = (data.get("node") if m["type"] == "executing" else None), now
+                    if m["type"] != "executing" or data.get("node") is None:
+                        break
+    return status, answer, times
+
+
 @pytest.mark.parametrize("path", sorted(API_DIR.glob("*.json")), ids=lambda p: p.stem)
 def test_api_workflow_runs(server, path):
     object_info = server.get("/object_info")
     prompt = patch_for_tiny_run(json.loads(path.read_text()), object_info, server.names, server.inputs,
                                 seed=int(time.time()) % 100000)
     started = time.perf_counter()
-    status, answer = server.post("/prompt", {"prompt": prompt, "client_id": "zrealism-test"})
+    status, answer, node_times = asyncio.run(_queue_and_time_nodes(server.base, prompt, "zrealism-test"))
     assert status == 200, f"{path.name} rejected: {json.dumps(answer, indent=1)[:4000]}"
     assert answer.get("node_errors") == {}, answer
     entry = _wait(server, answer["prompt_id"])
@@ -281,7 +324,10 @@ def test_api_workflow_runs(server, path):
     messages = entry["status"].get("messages", [])
     errors = [m for m in messages if m[0] == "execution_error"]
     assert entry["status"]["status_str"] == "success", json.dumps(errors, indent=1)[:6000]
-    TIMINGS[f"{path.stem} (s)"] = round(elapsed, 1)
+    TIMINGS[path.stem] = {
+        "total_s": round(elapsed, 1),
+        "nodes_s": {f"{k} {prompt[k]['class_type']}": round(v, 2) for k, v in sorted(node_times.items(), key=lambda kv: -kv[1])},
+    }
 
     outputs = entry["outputs"]
     output_nodes = [k for k, n in prompt.items() if object_info[n["class_type"]].get("output_node")]
@@ -289,14 +335,18 @@ def test_api_workflow_runs(server, path):
     files = [img for out in outputs.values() for img in out.get("images", []) + out.get("gifs", []) + out.get("videos", [])]
     assert files, outputs
     for f in files:
-        base = server.root / ("output" if f.get("type") == "output" else "temp")
+        # --temp-directory D puts previews in D/temp
+        base = server.root / "output" if f.get("type") == "output" else server.root / "temp" / "temp"
         written = base / f.get("subfolder", "") / f["filename"]
         assert written.is_file() and written.stat().st_size > 0, written
     evaluators = [k for k, n in prompt.items() if n["class_type"] == "ZRealism_FidelityEvaluator"]
     assert evaluators
-    for k in evaluators:
-        text = " ".join(str(t) for t in outputs[k].get("text", []))
-        assert text, f"evaluator {k} reported nothing: {outputs[k]}"
+    for k in evaluators:  # ui text = [summary, JSON report]: what API clients read
+        texts = outputs[k].get("text", [])
+        report = json.loads(texts[-1])
+        scores = report["scores"]
+        assert "overall" in scores and all(0.0 <= v <= 1.0 for v in scores.values()), scores
+        TIMINGS[path.stem].setdefault("scores", {})[k] = {n: round(v, 3) for n, v in scores.items()}
 
 
 # ------------------------------------------------------------------ the editor itself
@@ -311,6 +361,7 @@ def test_editor_loads_graphs_and_exports_the_api_twins(server, tmp_path):
     """The real frontend loads each UI graph unchanged and its "Export (API)" equals our API twin.
     Screenshots land in ZR_SCREENSHOT_DIR when set (that is how docs/workflow_*.png are made)."""
     out = Path(os.environ.get("ZR_SCREENSHOT_DIR") or tmp_path)
+    object_info = server.get("/object_info")
     ui_files = sorted((REPO / "workflows").glob("*.json"))
     script = Path(__file__).with_name("screenshot_workflows.mjs")
     run = subprocess.run(["node", str(script), server.base, str(out), *map(str, ui_files)], cwd=PLAYWRIGHT_DIR,
@@ -328,5 +379,15 @@ def test_editor_loads_graphs_and_exports_the_api_twins(server, tmp_path):
             assert [i["name"] for i in again.get("inputs", [])] == [i["name"] for i in node.get("inputs", [])], node["type"]
         exported = json.loads((out / f"{path.stem}.prompt.json").read_text())
         twin = json.loads((API_DIR / path.name).read_text())
-        strip = lambda p: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in p.items()}  # noqa: E731
-        assert strip(exported) == strip(twin), path.name
+        assert strip(exported, object_info) == strip(twin, object_info), path.name
+
+
+def strip(prompt: Dict[str, Any], object_info: Dict[str, Any]) -> Dict[str, Any]:
+    """class_type + the inputs the node defines (the editor also exports values of its own display-only
+    widgets, e.g. PreviewAny's "preview"; the server ignores them)."""
+    out = {}
+    for k, v in prompt.items():
+        info = object_info[v["class_type"]]["input"]
+        known = {**info.get("required", {}), **info.get("optional", {})}
+        out[k] = {"class_type": v["class_type"], "inputs": {n: x for n, x in v["inputs"].items() if n in known}}
+    return out

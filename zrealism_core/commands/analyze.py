@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..analyze import analyze
+from ..analysis import analyze
 from ..images import load_image, to_mask
 
 

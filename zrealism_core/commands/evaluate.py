@@ -43,7 +43,7 @@ def _read_result(path: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import evaluate, evaluate_video
+    from ..evaluation import evaluate, evaluate_video
 
     source = load_image(args.source, name="source")
     mask = to_mask(load_image(args.mask, name="mask"), name="mask") if args.mask else None

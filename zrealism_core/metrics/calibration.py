@@ -8,11 +8,11 @@ Where the data came from:
   (astronaut, chelsea, coffee, rocket, motorcycle), centre-cropped to 512x512, cartoonised
   (6x bilateral, k-means k=8, adaptive-threshold line art). Source = cartoon, output = photo
   (good), negatives = shifted / flipped / other photo / hue-rotated / grayscale.
-* "nss-loo": our own leave-one-out run of texture.py on the 7 pristine scikit-image photos of
-  metrics/nss_model.py plus coffee (held out), 512x512 crops, conditions photo / JPEG q30 /
-  "plastic" (4x bilateral 9,75,75) / blur sigma 2 / cartoonised / 8x8 flat fill.
-  Medians of the NIQE-style distance: photo 5.3, JPEG 9.6, plastic 10.8, noise 10.9, blur 13.8,
-  cartoon 21.8.
+* "nss": our own runs of texture.py on 512x512 crops of the scikit-image photos (coffee held out
+  of the pristine model, the 7 others in it), conditions photo / JPEG q30 / "plastic" (4x
+  bilateral 9,75,75) / blur sigma 2 / cartoonised / additive noise sigma 10. Medians of the
+  NIQE-style distance: in-model photos 3.0, held-out coffee 4.8, JPEG 8.8, noise 8.6, plastic
+  11.1, blur 14.4, cartoon 18.5. (A leave-one-out prototype run gave photo 5.3, cartoon 21.8.)
 * "temporal-synth": 16-frame 512x512 clips of a panning photo (1.5 px/frame) with added global
   flicker or texture boiling, DIS optical flow (see temporal.py and ../shared/docs/metrics.md §4).
 
@@ -53,12 +53,16 @@ EDGE_GRAD_SIGMA = 2.0
 COLOR_LOWPASS_SIGMA = 3.0
 # Mean low-passed CIEDE2000 on the character, ramp anchors. proxy: good outputs 7.2 (median
 # of POS ~5-7), hue +30 deg ~10, grayscale 15.5, other image 31, hue +60 deg 26.3.
-# good = 5 (below every good proxy output), bad = 25 (between hue +60 deg and other image).
+# good = 5 (below most good proxy outputs), bad = 25 (between hue +60 deg and other image).
+# Re-checked with this code on 4 proxy images (astronaut, chelsea, coffee, rocket): POS 3.8-9.0,
+# shift 16 px 5.9-16.9, hue +30 11.5-15.2, grayscale 12.2-21.5, hue +60 17.2-29.3, other 26-38;
+# |LoG| r: POS 0.65-0.85, shift 16 px 0.17-0.43, other image -0.02-0.08.
 COLOR_DE_GOOD = 5.0
 COLOR_DE_BAD = 25.0
-# Colour is computed at this working size (min side): the low-pass removes everything finer,
-# and CIEDE2000 on 256^2 costs ~17 ms instead of ~95 ms at 512^2 (measured in the notes).
-COLOR_WORK_SIZE = 256
+# Colour is computed at this working size (min side): the low-pass removes everything finer
+# (sigma 3 px at 512 is 1.1 px at 192; the area downsample adds only ~0.8 px at 512 scale, total
+# sigma ~3.1), and CIEDE2000 + 2 LAB conversions cost ~7x less than at 512^2.
+COLOR_WORK_SIZE = 192
 
 # ---------------------------------------------------------------- palette
 # Dominant colours: k-means in LAB, k = 6 (hair / skin / eyes / 2-3 outfit colours), on a 128^2
@@ -77,10 +81,10 @@ MOMENTS_TAU = 50.0
 
 # ---------------------------------------------------------------- texture realism (NIQE-style NSS)
 # NIQE-style distance between the MVG of the BRISQUE features of the result's patches and the
-# MVG of pristine photos (metrics/nss_model.py). nss-loo (leave-one-out) medians: photo 5.3,
-# cartoon 21.8; with the shipped model: held-out photo "coffee" 4.8 (in-sample photos 2.4-4.1),
-# cartoonised photos median 19.1, plastic 11.5, blur 14.7, JPEG q30 8.8.
-# good = 5.0 (an unseen real photo), bad = 19.0 (a typical cartoon).
+# MVG of pristine photos (metrics/nss_model.py). "nss" data: held-out photo 4.8 (in-model photos
+# 2.4-4.1), cartoonised median 18.5, plastic 11.1, blur 14.4, JPEG q30 8.8.
+# good = 5.0 (an unseen real photo), bad = 19.0 (just past the typical cartoon). Resulting scores:
+# photo ~1, JPEG q30 ~0.73, plastic ~0.56, blur ~0.33, cartoon ~0.03 (medians).
 TEXTURE_DIST_GOOD = 5.0
 TEXTURE_DIST_BAD = 19.0
 # Patch side at 512 px (NIQE uses 96 px patches); smaller images use smaller patches.

@@ -71,13 +71,15 @@ def occlusion_mask(fw: np.ndarray, bw: np.ndarray, maps: Optional[tuple] = None)
     """True where pixel p of frame t has no reliable correspondence in t+1 (Ruder et al. 2016)."""
     mx, my = _maps(fw) if maps is None else maps
     bw_at = warp(bw, fw, (mx, my))
-    fb = fw + bw_at
-    fw2 = (fw * fw).sum(-1)
-    inconsistent = (fb * fb).sum(-1) > 0.01 * (fw2 + (bw_at * bw_at).sum(-1)) + 0.5
+    # Per-channel planes: numpy reductions over a length-2 last axis are slow.
+    u, v = cv2.split(fw)
+    bu, bv = cv2.split(bw_at)
+    fw2 = u * u + v * v
+    su, sv = u + bu, v + bv
+    inconsistent = su * su + sv * sv > 0.01 * (fw2 + bu * bu + bv * bv) + 0.5
     # Motion boundary: central differences (as np.gradient) via cv2, float32.
     grad2 = np.zeros(fw.shape[:2], dtype=np.float32)
-    for c in range(2):
-        ch = np.ascontiguousarray(fw[..., c])
+    for ch in (u, v):
         gx = cv2.Sobel(ch, cv2.CV_32F, 1, 0, ksize=1, scale=0.5, borderType=cv2.BORDER_REPLICATE)
         gy = cv2.Sobel(ch, cv2.CV_32F, 0, 1, ksize=1, scale=0.5, borderType=cv2.BORDER_REPLICATE)
         grad2 += gx * gx + gy * gy
@@ -101,11 +103,13 @@ def pair_warp_error(a: np.ndarray, b: np.ndarray, region: Optional[np.ndarray] =
     if region is not None and region.any():
         valid &= region
     n = int(np.count_nonzero(valid))
-    mean_flow = float(np.sqrt((fw * fw).sum(-1)).mean())
+    mean_flow = float(cv2.magnitude(*cv2.split(fw)).mean())
     if n == 0:
         return {"error": 0.0, "valid_fraction": 0.0, "mean_flow_px": mean_flow}
     diff = cv2.subtract(np.asarray(a, np.float32), warp(np.asarray(b, np.float32), fw, maps))
-    err = float((diff[valid] ** 2).sum() / n)  # summed over RGB, averaged over pixels (Lai's code)
+    sq = cv2.multiply(diff, diff)
+    per_px = cv2.transform(sq, np.ones((1, 3), np.float32))  # sum over RGB (Lai's code), H,W
+    err = float(per_px[valid].sum(dtype=np.float64) / n)  # averaged over non-occluded pixels
     return {"error": err, "valid_fraction": n / float(valid.size), "mean_flow_px": mean_flow}
 
 

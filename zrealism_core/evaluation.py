@@ -124,7 +124,7 @@ def _resize_to(img: np.ndarray, shape: tuple, name: str, notes: List[str]) -> np
     if img.shape[:2] == tuple(shape[:2]):
         return img
     h, w = img.shape[:2]
-    note = f"{name} is {w}x{h}, source is {shape[1]}x{shape[0]}: {name} resized to the source size"
+    note = f"{name}: {w}x{h} but the source is {shape[1]}x{shape[0]}; resized to the source size"
     if abs(w / h - shape[1] / shape[0]) > 0.01:
         note += " (aspect ratio differs: silhouette and edge scores include the distortion)"
     notes.append(note)
@@ -173,7 +173,7 @@ def _region(src_mask: np.ndarray, res_mask: np.ndarray, notes: List[str]) -> np.
         return region
     if both.any():
         return both
-    notes.append("source and result characters do not overlap: colour/edge compared over the source character")
+    notes.append("source and result characters do not overlap: colour compared over the source character")
     return src_mask if src_mask.any() else np.ones_like(src_mask)
 
 
@@ -272,7 +272,12 @@ def evaluate_video(source: Any, frames: Any, mask: Any = None, *, result_masks: 
     sources = list(source) if isinstance(source, (list, tuple)) else [source]
     if len(sources) not in (1, len(items)):
         raise InputError(f"{len(sources)} sources for {len(items)} frames: pass one source, or one per frame.")
-    masks = _frames_list(result_masks) if result_masks is not None else [None]
+    if isinstance(result_masks, np.ndarray) and result_masks.ndim == 3 and result_masks.shape[0] == len(items) > 1:
+        masks = [result_masks[i] for i in range(len(items))]  # [T,H,W] batch of masks
+    elif isinstance(result_masks, (list, tuple)):
+        masks = list(result_masks)
+    else:
+        masks = [result_masks]
     if len(masks) not in (1, len(items)):
         raise InputError(f"{len(masks)} result masks for {len(items)} frames: pass one mask, or one per frame.")
 
@@ -325,9 +330,26 @@ def _grow(mask: np.ndarray) -> Optional[np.ndarray]:
 
 
 def _dedupe(notes: List[str]) -> List[str]:
-    seen, out = set(), []
+    """Unique notes in order; per-frame notes that differ only in the frame number become one
+    ("frames 0, 1, 5: ...") so a 16-frame clip does not repeat itself."""
+    import re
+
+    groups: Dict[str, List[int]] = {}
+    order: List[str] = []
     for n in notes:
-        if n not in seen:
-            seen.add(n)
-            out.append(n)
+        m = re.match(r"frame (\d+)(.*)$", n, flags=re.S)
+        key = "\x00" + m.group(2) if m else n
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        if m:
+            groups[key].append(int(m.group(1)))
+    out = []
+    for key in order:
+        if key.startswith("\x00"):
+            idx = sorted(set(groups[key]))
+            label = f"frame {idx[0]}" if len(idx) == 1 else "frames " + ", ".join(str(i) for i in idx)
+            out.append(label + key[1:])
+        else:
+            out.append(key)
     return out

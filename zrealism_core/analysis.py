@@ -13,10 +13,8 @@ features with fixed signs: monotone, bounded, deterministic.
 from __future__ import annotations
 
 import math
-import sys
-import types
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 import cv2
 import numpy as np
@@ -314,16 +312,3 @@ def _report(f, p: RecommendedParams, positive, negative, pos_n, neg_n, source, d
     if dropped:
         lines.append("Left out to stay within 77 tokens: " + "; ".join(dropped))
     return "\n".join(lines)
-
-
-class _CallableModule(types.ModuleType):
-    """This submodule shares its name with its main function, and importing a submodule binds the
-    package attribute `zrealism_core.analyze` to the module (whichever import comes first). Making
-    the module callable keeps the public contract `zrealism_core.analyze(image, mask)` working in
-    every import order."""
-
-    def __call__(self, image: Any, mask: Any = None, *, subject: str = "") -> Analysis:
-        return analyze(image, mask, subject=subject)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,318 @@
+"""Still-image engine cost on the real SD1.5 architecture with random weights (no download).
+
+CPU (default; needs ~8 GB RAM - run it under `flock /tmp/zr_heavy.lock`):
+  1. speed: our engine (zrealism_core.engine.transform) against plain diffusers
+     StableDiffusionControlNetImg2ImgPipeline + MultiControlNetModel on the SAME module objects,
+     256x256, same scheduler/steps/strength (so the same number of UNet evaluations), runs interleaved
+     (ours, plain, ours, plain ...). Prints the median time ratio (goal <= 1.02).
+  2. peak RSS of each side, each in its own fresh subprocess (goal <= 1.10 x the resident weights).
+  3. fp32 against bf16 for our engine (goal: bf16 >= 2x faster on CPUs with avx512_bf16).
+GPU (--gpu): 512x512 fp16, our engine with the models on the GPU and with model CPU offload: time
+and peak VRAM (torch.cuda.max_memory_allocated), plus the same plain-diffusers ratio, and a real
+out-of-memory fallback check with the GPU memory capped (--oom-check).
+
+    flock /tmp/zr_heavy.lock python benchmarks/bench_still.py [--steps 6 --denoise 0.5] [--runs 2]
+    python benchmarks/bench_still.py --gpu [--oom-check]
+
+Always printed with the load average: on a shared machine timings mean little without it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+
+def load_avg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover
+        return "n/a"
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 1024.0 if sys.platform != "darwin" else r / 1024.0 / 1024.0
+
+
+def build_components(dtype, device="cpu", seed: int = 0):
+    """Real SD1.5 shapes, random weights, deterministic for a seed (so subprocesses build identical models)."""
+    import torch
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from zrealism_core import tiny_models as tm
+    from zrealism_core.loaders import SD15_CONFIG_DIR, tokenizer_for
+
+    torch.manual_seed(seed)
+    with torch.device(device):
+        unet = UNet2DConditionModel(**tm.SD15_UNET_CONFIG)
+        depth = tm.reinit_zero_convs(ControlNetModel.from_unet(unet), seed + 1)
+        pose = tm.reinit_zero_convs(ControlNetModel.from_unet(unet), seed + 2)
+        vae = AutoencoderKL(**tm.SD15_VAE_CONFIG)
+        text_cfg = {k: v for k, v in tm.SD15_TEXT_CONFIG.items() if k not in ("architectures", "model_type")}
+        text = CLIPTextModel(CLIPTextConfig(**text_cfg))
+    mods = dict(unet=unet, depth=depth, pose=pose, vae=vae, text_encoder=text)
+    for m in mods.values():
+        m.to(dtype=dtype).eval().requires_grad_(False)
+    from diffusers import DDIMScheduler
+
+    sched = DDIMScheduler.from_pretrained(str(SD15_CONFIG_DIR), subfolder="scheduler")
+    return mods, tokenizer_for(None), sched
+
+
+def weights_bytes(mods) -> int:
+    return sum(p.numel() * p.element_size() for m in mods.values() for p in m.parameters()) + sum(
+        b.numel() * b.element_size() for m in mods.values() for b in m.buffers()
+    )
+
+
+def make_pipes(mods, tok, sched, device, dtype):
+    """(ours: ZRealismPipeline, plain: diffusers pipeline) over the same module objects."""
+    from diffusers import MultiControlNetModel, StableDiffusionControlNetImg2ImgPipeline
+
+    from zrealism_core.engine import ZRealismPipeline
+    from zrealism_core.loaders import skipping_multi_controlnet
+
+    common = dict(vae=mods["vae"], text_encoder=mods["text_encoder"], tokenizer=tok, unet=mods["unet"],
+                  scheduler=sched, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    sd_ours = StableDiffusionControlNetImg2ImgPipeline(controlnet=skipping_multi_controlnet([mods["depth"], mods["pose"]]), **common)
+    sd_plain = StableDiffusionControlNetImg2ImgPipeline(controlnet=MultiControlNetModel([mods["depth"], mods["pose"]]), **common)
+    for p in (sd_ours, sd_plain):
+        p.set_progress_bar_config(disable=True)
+    ours = ZRealismPipeline(sd_ours, device=device, dtype=dtype, fallback=False)
+    return ours, sd_plain
+
+
+def inputs(size: int):
+    rs = np.random.RandomState(0)
+    img = rs.rand(size, size, 3).astype(np.float32)
+    depth = rs.rand(size, size, 3).astype(np.float32)
+    pose = rs.rand(size, size, 3).astype(np.float32)
+    return img, depth, pose
+
+
+def run_ours(ours, args, size, prepare=None):
+    from zrealism_core.engine import transform
+
+    img, depth, pose = inputs(size)
+    t = time.perf_counter()
+    r = transform(ours, img, depth_map=depth, pose_map=pose, prompt="a photo of a person", negative="drawing",
+                  seed=1, steps=args.steps, denoise=args.denoise, cfg=7.0, scheduler=args.scheduler, prepare=prepare)
+    return time.perf_counter() - t, r
+
+
+def run_plain(sd, args, size, device):
+    import torch
+
+    from zrealism_core.images import to_pil
+    from zrealism_core.schedulers import make_scheduler
+
+    img, depth, pose = inputs(size)
+    t = time.perf_counter()
+    # what a diffusers user writes: PIL in, the same scheduler, scales, seed and output
+    sd.scheduler = make_scheduler(args.scheduler, sd.scheduler.config)
+    out = sd(prompt="a photo of a person", negative_prompt="drawing", image=to_pil(img),
+             control_image=[to_pil(depth), to_pil(pose)], strength=args.denoise, num_inference_steps=args.steps,
+             guidance_scale=7.0, controlnet_conditioning_scale=[0.7, 0.7], control_guidance_start=[0.0, 0.0],
+             control_guidance_end=[1.0, 1.0], height=size, width=size,
+             generator=torch.Generator("cpu").manual_seed(1), output_type="np")
+    return time.perf_counter() - t, out.images[0]
+
+
+# ------------------------------------------------------------------ CPU
+
+def cpu_speed(args) -> dict:
+    import torch
+
+    t0 = time.perf_counter()
+    mods, tok, sched = build_components(torch.float32)
+    build_s = time.perf_counter() - t0
+    ours, plain = make_pipes(mods, tok, sched, torch.device("cpu"), torch.float32)
+    size = args.size
+    t_ours, t_plain = [], []
+    run_ours(ours, args, size)  # warm-up (first-call allocations) for both: they share modules
+    same = None
+    for i in range(args.runs):
+        dt, r = run_ours(ours, args, size)
+        t_ours.append(dt)
+        dt2, img = run_plain(plain, args, size, "cpu")
+        t_plain.append(dt2)
+        same = float(np.abs(r.image - img).max())
+        print(f"  run {i + 1}: ours {dt:.2f} s, plain diffusers {dt2:.2f} s (load {load_avg()})", flush=True)
+    res = dict(build_s=build_s, ours_s=t_ours, plain_s=t_plain, ratio=statistics.median(t_ours) / statistics.median(t_plain),
+               max_abs_diff=same, weights_gb=weights_bytes(mods) / 1e9)
+    if args.bf16:
+        for m in mods.values():
+            m.to(torch.bfloat16)
+        ours_bf = make_pipes(mods, tok, sched, torch.device("cpu"), torch.bfloat16)[0]
+        run_ours(ours_bf, args, size)
+        t_bf = []
+        for i in range(args.runs):
+            dt, _ = run_ours(ours_bf, args, size)
+            t_bf.append(dt)
+            print(f"  bf16 run {i + 1}: ours {dt:.2f} s (load {load_avg()})", flush=True)
+        res["bf16_s"] = t_bf
+        res["bf16_speedup"] = statistics.median(t_ours) / statistics.median(t_bf)
+    return res
+
+
+def cpu_rss_side(args) -> dict:
+    """One side in a fresh process: build, run once, report peak RSS against the weights."""
+    import torch
+
+    mods, tok, sched = build_components(torch.float32)
+    base_rss = peak_rss_mb()
+    ours, plain = make_pipes(mods, tok, sched, torch.device("cpu"), torch.float32)
+    if args.side == "ours":
+        dt, _ = run_ours(ours, args, args.size)
+    else:
+        dt, _ = run_plain(plain, args, args.size, "cpu")
+    w = weights_bytes(mods) / 2**20
+    return dict(side=args.side, seconds=dt, peak_rss_mb=peak_rss_mb(), after_build_rss_mb=base_rss, weights_mb=w,
+                peak_over_weights=peak_rss_mb() / w)
+
+
+# ------------------------------------------------------------------ GPU
+
+def gpu_bench(args) -> dict:
+    import torch
+
+    from zrealism_core.runtime import Attempt
+
+    dev = torch.device("cuda")
+    out: dict = dict(gpu=torch.cuda.get_device_name(0), size=args.gpu_size, steps=args.steps, denoise=args.denoise)
+    t0 = time.perf_counter()
+    mods, tok, sched = build_components(torch.float16, device="cuda")
+    out["build_s"] = time.perf_counter() - t0
+    out["weights_gb"] = weights_bytes(mods) / 1e9
+    ours, plain = make_pipes(mods, tok, sched, dev, torch.float16)
+
+    def timed(label, fn):
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        fn()  # warm-up
+        times = []
+        for _ in range(args.runs):
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            fn()
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+        out[label] = dict(s=statistics.median(times), all_s=times,
+                          peak_alloc_gb=torch.cuda.max_memory_allocated() / 2**30,
+                          peak_reserved_gb=torch.cuda.max_memory_reserved() / 2**30)
+        print(f"  {label}: {out[label]}", flush=True)
+
+    size = args.gpu_size
+    timed("ours_gpu", lambda: run_ours(ours, args, size))
+    timed("plain_gpu", lambda: run_plain(plain, args, size, "cuda"))
+    out["ratio_gpu"] = out["ours_gpu"]["s"] / out["plain_gpu"]["s"]
+    # model CPU offload: the weights live in RAM; each model visits the GPU while it runs
+    offload = Attempt(dev, torch.float16, True, "benchmark: offload")
+    timed("ours_offload", lambda: run_ours(ours, args, size, prepare=lambda a: ours.place(offload)))
+    ours.restore(offload)
+    if args.oom_check:
+        out["oom_check"] = gpu_oom_check(ours, args)
+    return out
+
+
+def gpu_oom_check(ours, args) -> dict:
+    """Cap this process's GPU memory below what the models need and check the fallback chain."""
+    import logging
+
+    import torch
+
+    from zrealism_core.engine import transform
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    ours.fallback = True
+    for m in ours.modules().values():
+        m.to("cpu")
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(0).total_memory
+    cap_gb = 1.0
+    torch.cuda.set_per_process_memory_fraction(cap_gb * 2**30 / total)
+    img, depth, pose = inputs(256)
+    t = time.perf_counter()
+    try:
+        r = transform(ours, img, depth_map=depth, pose_map=pose, steps=4, denoise=0.5)
+        res = dict(cap_gb=cap_gb, device=r.device, dtype=r.dtype, fallback=r.fallback, seconds=time.perf_counter() - t)
+    except Exception as exc:  # report, do not hide: this is what the check is for
+        res = dict(cap_gb=cap_gb, error=f"{type(exc).__name__}: {exc}")
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    print(f"  oom check: {res}", flush=True)
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--denoise", type=float, default=0.5, help="img2img runs int(steps*denoise) UNet steps (default 3)")
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--scheduler", default="dpmpp_2m_karras")
+    ap.add_argument("--no-bf16", dest="bf16", action="store_false")
+    ap.add_argument("--no-rss", dest="rss", action="store_false")
+    ap.add_argument("--side", choices=["ours", "plain"], help=argparse.SUPPRESS)
+    ap.add_argument("--gpu", action="store_true")
+    ap.add_argument("--gpu-size", type=int, default=512)
+    ap.add_argument("--oom-check", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.side:
+        print("RESULT " + json.dumps(cpu_rss_side(args)), flush=True)
+        return 0
+    print(f"bench_still: load {load_avg()}, torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
+    if args.gpu:
+        res = gpu_bench(args)
+    else:
+        print(f"CPU speed, {args.size}x{args.size}, {int(args.steps * args.denoise)} UNet steps (CFG), interleaved:", flush=True)
+        res = cpu_speed(args)
+        print(f"  median ratio ours/plain = {res['ratio']:.3f} (goal <= 1.02); max |diff| = {res['max_abs_diff']:.2e}")
+        if "bf16_speedup" in res:
+            print(f"  bf16 speed-up over fp32 = {res['bf16_speedup']:.2f}x (goal >= 2)")
+        if args.rss:
+            res["rss"] = {}
+            for side in ("ours", "plain"):
+                cmd = [sys.executable, __file__, "--side", side, "--size", str(args.size), "--steps", str(args.steps),
+                       "--denoise", str(args.denoise), "--scheduler", args.scheduler]
+                if args.threads:
+                    cmd += ["--threads", str(args.threads)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+                if not line:
+                    print(proc.stderr[-2000:])
+                    raise SystemExit(f"RSS subprocess for {side} failed")
+                r = json.loads(line[-1][7:])
+                res["rss"][side] = r
+                print(f"  peak RSS {side}: {r['peak_rss_mb']:.0f} MB = {r['peak_over_weights']:.3f} x the {r['weights_mb']:.0f} MB of weights "
+                      f"(after build {r['after_build_rss_mb']:.0f} MB; run {r['seconds']:.1f} s; load {load_avg()})", flush=True)
+    res["load_end"] = load_avg()
+    print(json.dumps(res, indent=1, default=str))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

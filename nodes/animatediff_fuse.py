@@ -1,0 +1,124 @@
+"""ZRealism_AnimateDiffFuse: the generated still -> a short clip that keeps its identity, colours and pose
+(core: zrealism_core.animate.animate)."""
+from __future__ import annotations
+
+from typing import Any, Tuple
+
+from . import bridge
+from ..zrealism_core.errors import InputError
+
+# ZREALISM_PARAMS fields this node takes (the still's denoise/steps/cfg do not apply to the clip)
+PARAMS_OVERRIDE = ("depth_scale", "pose_scale", "control_end")
+
+
+def _float(default: float, lo: float, hi: float, step: float, tooltip: str) -> tuple:
+    return ("FLOAT", {"default": default, "min": lo, "max": hi, "step": step, "tooltip": tooltip})
+
+
+class ZRealism_AnimateDiffFuse:
+    DESCRIPTION = (
+        "Animate the generated still into a short clip that stays faithful to it: AnimateDiff video-to-video on the "
+        "repeated still at a chosen strength, with the still's depth and OpenPose maps guiding every frame, and the "
+        "frames' colours locked to the still. Reuses the loaded pipeline's weights (no second UNet copy). Clips longer "
+        "than the motion model's window (32 frames) use FreeNoise context windows. Output: the frames as an IMAGE batch "
+        "(for Z-Realism Save Video, VHS Video Combine, Save Image or CreateVideo) and the fps. A batch of stills gives "
+        "their clips one after another (still i uses seed + i)."
+    )
+    CATEGORY = bridge.CATEGORY
+    FUNCTION = "animate"
+    RETURN_TYPES = ("IMAGE", "FLOAT")
+    RETURN_NAMES = ("frames", "fps")
+    OUTPUT_TOOLTIPS = (
+        "The clip's frames, the still's size rounded to multiples of 8 (pingpong loops have 2 x frames - 2).",
+        "The frame rate to play the clip at (the fps input, passed on).",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        override = " Replaced by the connected params input, if any."
+        return {
+            "required": {
+                "pipe": ("ZREALISM_PIPE", {"tooltip": "The pipeline from Z-Realism Model Loader (the same one that made the still)."}),
+                "motion": ("ZREALISM_MOTION", {"tooltip": "The motion model from Z-Realism Motion Model Loader."}),
+                "still": ("IMAGE", {"tooltip": "The generated still to animate (e.g. the sampler's image output). A batch gives one clip per image."}),
+                "prompt": ("STRING", {"multiline": True, "default": "",
+                                      "tooltip": "Motion prompt: the still's prompt plus the movement, e.g. 'photo of a woman, hair blowing in the wind'."}),
+                "negative": ("STRING", {"multiline": True, "default": "",
+                                        "tooltip": "What to avoid (e.g. 'flicker, deformed, cartoon')."}),
+                "frames": ("INT", {"default": 16, "min": 1, "max": 256,
+                                   "tooltip": "Number of frames. Above the motion model's window (32; 24 for v1) FreeNoise windows keep it coherent. Time grows with frames."}),
+                "fps": _float(8.0, 1.0, 60.0, 1.0, "Playback frame rate passed to the fps output (AnimateDiff was trained at about 8 fps)."),
+                "strength": _float(0.5, 0.05, 1.0, 0.01, "How far frames may move away from the still: 0.3 = subtle motion, 0.6 = more motion and less fidelity. Runs int(steps x strength) steps."),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                                 "tooltip": "Noise seed; the same seed and settings give the same clip."}),
+                "steps": ("INT", {"default": 20, "min": 1, "max": 100, "tooltip": "Steps of the full schedule (the clip runs int(steps x strength) of them)."}),
+                "cfg": _float(7.0, 0.0, 30.0, 0.1, "How strongly the prompt steers; 1 or less turns guidance off (about 2x faster)."),
+                "loop": (["off", "crossfade", "pingpong"], {"default": "off",
+                                                            "tooltip": "off; crossfade = extra tail frames blended into the first ones so the clip loops seamlessly (same length); pingpong = play forward then backward."}),
+                "color_lock": _float(1.0, 0.0, 1.0, 0.05, "Pull each frame's colours (LAB mean/spread) toward the still, inside the mask if connected. 0 = off, 1 = full."),
+                "depth_scale": _float(0.7, 0.0, 2.0, 0.05, "Strength of the depth ControlNet on every frame; 0 turns it off." + override),
+                "pose_scale": _float(0.7, 0.0, 2.0, 0.05, "Strength of the OpenPose ControlNet on every frame; 0 turns it off." + override),
+                "control_end": _float(1.0, 0.05, 1.0, 0.01, "Fraction of the schedule the ControlNets act in." + override),
+            },
+            "optional": {
+                "depth_map": ("IMAGE", {"tooltip": "The still's depth map (the sampler's depth_map output); without it the map is detected from the still. One for all stills or one per still."}),
+                "pose_map": ("IMAGE", {"tooltip": "The still's OpenPose map (the sampler's pose_map output); without it the map is detected. One for all stills or one per still."}),
+                "mask": ("MASK", {"tooltip": "Character mask (1 = character) limiting the colour lock. One for all stills or one per still."}),
+                "params": ("ZREALISM_PARAMS", {"tooltip": "Recommendations from Heuristic Analyzer. When connected they REPLACE depth_scale, pose_scale and control_end."}),
+            },
+        }
+
+    def animate(self, pipe: Any, motion: Any, still: Any, prompt: str, negative: str, frames: int, fps: float,
+                strength: float, seed: int, steps: int, cfg: float, loop: str, color_lock: float,
+                depth_scale: float, pose_scale: float, control_end: float,
+                depth_map: Any = None, pose_map: Any = None, mask: Any = None, params: Any = None) -> Tuple[Any, float]:
+        from ..zrealism_core.animate import animate
+        from ..zrealism_core.engine import ZRealismPipeline
+        from ..zrealism_core.motion import MotionModel
+        from ..zrealism_core.runtime import expected_steps
+
+        if not isinstance(pipe, ZRealismPipeline):
+            raise InputError("pipe must come from Z-Realism Model Loader.")
+        if not isinstance(motion, MotionModel):
+            raise InputError("motion must come from Z-Realism Motion Model Loader.")
+        v = dict(depth_scale=depth_scale, pose_scale=pose_scale, control_end=control_end)
+        if params is not None:
+            for name in PARAMS_OVERRIDE:
+                value = params.get(name) if isinstance(params, dict) else getattr(params, name, None)
+                if value is not None:
+                    v[name] = float(value)
+        stills = bridge.image_to_numpy(still)
+        batch = len(stills)
+        depths = bridge.image_to_numpy(depth_map) if depth_map is not None else None
+        poses = bridge.image_to_numpy(pose_map) if pose_map is not None else None
+        masks = bridge.mask_to_numpy(mask) if mask is not None else None
+        for name, items in (("depth_map", depths), ("pose_map", poses), ("mask", masks)):
+            if items is not None:
+                bridge.check_batch(name, items, batch)
+
+        per_clip = max(expected_steps(int(steps), float(strength)), 1)
+        progress = bridge.progress_callback(batch * per_clip)
+        prepare = bridge.engine_prepare(pipe)
+        bridge.check_interrupted()
+        out = []
+        for i, img in enumerate(stills):
+            def callback(step: int, total: int, i: int = i) -> None:
+                progress(i * per_clip + step, batch * per_clip)  # raises on Cancel
+
+            clip = animate(
+                pipe, img, motion_adapter=motion, frames=int(frames), fps=float(fps), strength=float(strength),
+                seed=int(seed) + i, steps=int(steps), cfg=float(cfg), prompt=prompt, negative=negative,
+                depth_map=bridge.pick(depths, i) if depths is not None else None,
+                pose_map=bridge.pick(poses, i) if poses is not None else None,
+                mask=bridge.pick(masks, i) if masks is not None else None,
+                depth_scale=v["depth_scale"], pose_scale=v["pose_scale"], control_end=v["control_end"],
+                loop=loop, color_lock=float(color_lock), callback=callback, prepare=prepare,
+            )
+            if out and clip[0].shape != out[0].shape:
+                raise InputError("the stills of a batch must have the same size to give one IMAGE batch of frames.")
+            out.extend(clip)
+        return bridge.numpy_to_image(out), float(fps)
+
+
+NODE_CLASS_MAPPINGS = {"ZRealism_AnimateDiffFuse": ZRealism_AnimateDiffFuse}
+NODE_DISPLAY_NAME_MAPPINGS = {"ZRealism_AnimateDiffFuse": "Z-Realism AnimateDiff Fuse (still -> clip)"}
