@@ -337,6 +337,21 @@ def engine_prepare(pipe: Any) -> Optional[Callable[[Any], None]]:
     return prepare
 
 
+def preview_progress(total: int) -> Optional[Callable[[int, int, Any], None]]:
+    """A `preview(step, total, rgb_uint8)` for engine.transform that updates ComfyUI's ProgressBar
+    with a preview picture (shown on the node); None outside ComfyUI. Raises on Cancel, like any update."""
+    if comfy_utils is None:
+        return None
+    from PIL import Image
+
+    bar = comfy_utils.ProgressBar(total)
+
+    def update(step: int, total_: int, rgb: Any) -> None:
+        bar.update_absolute(step, total_, ("JPEG", Image.fromarray(rgb), 512))
+
+    return update
+
+
 def check_interrupted() -> None:
     """Raise ComfyUI's own interrupt exception if the user pressed Cancel (before heavy work)."""
     if model_management is not None:

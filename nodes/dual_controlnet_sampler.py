@@ -83,6 +83,13 @@ class ZRealism_DualControlNetSampler:
                                                        "tooltip": "Sampler: dpmpp_2m_karras (good at 20-30 steps), euler, euler_ancestral, dpmpp_2m, ddim, unipc."}),
                 "color_lock": _float(0.0, 0.0, 1.0, 0.05, "Colour lock strength: pulls the result's colours (LAB mean/spread) toward the drawing's "
                                      "inside the mask, countering img2img's saturation loss. 0 = off, 1 = full."),
+                "depth_method": (["auto", "depth_anything", "midas"], {
+                    "default": "auto",
+                    "tooltip": "Depth detector when no depth_map is connected: Depth Anything V2 Small (fast), MiDaS (slow on CPU), "
+                               "or auto (Depth Anything if its files are in models/zrealism_annotators, else MiDaS)."}),
+                "detect_resolution": ("INT", {
+                    "default": 512, "min": 64, "max": 2048, "step": 64,
+                    "tooltip": "Short side (pixels) the depth/pose detectors work at; the maps are resized to the image. Ignored for connected maps."}),
             },
             "optional": {
                 "mask": ("MASK", {"tooltip": "Character mask (1 = character), e.g. from White Background Prep; limits the colour lock to the character. One mask for all images or one per image."}),
@@ -97,7 +104,7 @@ class ZRealism_DualControlNetSampler:
     def sample(self, pipe: Any, image: Any, prompt: str, negative: str, seed: int, steps: int, cfg: float,
                denoise: float, depth_scale: float, pose_scale: float, depth_start: float, depth_end: float,
                pose_start: float, pose_end: float, scheduler: str, color_lock: float,
-               mask: Any = None, depth_map: Any = None, pose_map: Any = None, params: Any = None) -> Tuple[Any, Any, Any]:
+               depth_method: str = "auto", detect_resolution: int = 512, mask: Any = None, depth_map: Any = None, pose_map: Any = None, params: Any = None) -> Tuple[Any, Any, Any]:
         from ..zrealism_core.engine import ZRealismPipeline, transform
         from ..zrealism_core.runtime import expected_steps
 
@@ -115,13 +122,17 @@ class ZRealism_DualControlNetSampler:
                 bridge.check_batch(name, items, batch)
 
         per_image = max(expected_steps(int(v["steps"]), float(v["denoise"])), 1)
-        progress = bridge.progress_callback(batch * per_image)
+        preview = bridge.preview_progress(batch * per_image)  # progress + a latent preview per step
+        progress = bridge.progress_callback(batch * per_image) if preview is None else None
         prepare = bridge.engine_prepare(pipe)
         bridge.check_interrupted()
         results, dmaps, pmaps = [], [], []
         for i, img in enumerate(images):
             def callback(step: int, total: int, i: int = i) -> None:
                 progress(i * per_image + step, batch * per_image)
+
+            def show(step: int, total: int, rgb: Any, i: int = i) -> None:
+                preview(i * per_image + step, batch * per_image, rgb)
 
             r = transform(
                 pipe, img,
@@ -133,7 +144,9 @@ class ZRealism_DualControlNetSampler:
                 depth_scale=float(v["depth_scale"]), pose_scale=float(v["pose_scale"]),
                 depth_start=float(depth_start), depth_end=float(v["depth_end"]),
                 pose_start=float(pose_start), pose_end=float(v["pose_end"]),
-                scheduler=scheduler, color_lock=float(color_lock), callback=callback, prepare=prepare,
+                scheduler=scheduler, color_lock=float(color_lock), prepare=prepare,
+                depth_method=depth_method, detect_resolution=int(detect_resolution),
+                callback=callback if preview is None else None, preview=show if preview is not None else None,
             )
             results.append(r.image)
             dmaps.append(r.depth_map)

@@ -341,3 +341,11 @@ def test_missing_motion_model_is_a_clear_error(tiny_pipe, tmp_path):
         run(tiny_pipe, str(tmp_path / "mm_sd_v15_v2.ckpt"))
     with pytest.raises(InputError, match="motion_adapter is missing"):
         run(tiny_pipe, None)
+
+
+def test_motion_model_that_does_not_fit_the_unet(tiny_pipe):
+    from zrealism_core import ModelFileError
+
+    wrong = tiny_motion_adapter(motion_layers_per_block=1)  # the tiny UNet has 2 layers per block
+    with pytest.raises(ModelFileError, match="does not fit this checkpoint"):
+        run(tiny_pipe, wrong)

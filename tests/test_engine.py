@@ -97,6 +97,12 @@ def test_progress_count_equals_executed_steps(tiny_pipe, steps, denoise, schedul
     assert r.steps == n == len(unet_calls)
 
 
+def test_preview_callback_gets_latent_pictures(tiny_pipe):
+    seen = []
+    run(tiny_pipe, steps=4, denoise=0.5, preview=lambda s, t, rgb: seen.append((s, t, rgb.shape, rgb.dtype)))
+    assert seen == [(1, 2, (20, 24, 3), np.uint8), (2, 2, (20, 24, 3), np.uint8)]  # tiny VAE: latents are 1/2 size
+
+
 class FakeInterrupt(Exception):
     """Stands in for ComfyUI's InterruptProcessingException."""
 

@@ -347,11 +347,11 @@ Models (ComfyUI/models/...):
 - checkpoints/v1-5-pruned-emaonly.safetensors (or any SD1.5 fine-tune, or a diffusers folder in models/diffusers)
 - controlnet/control_v11f1p_sd15_depth_fp16.safetensors
 - controlnet/control_v11p_sd15_openpose_fp16.safetensors
-{extra}- zrealism_annotators/: Depth Anything V2 Small (folder Depth-Anything-V2-Small-hf) and the OpenPose files
-  body_pose_model.pth, hand_pose_model.pth, facenet.pth (or install comfyui_controlnet_aux, whose ckpts are found too)
+{extra}- zrealism_annotators/: Depth Anything V2 Small (folder Depth-Anything-V2-Small-hf) and the OpenPose files \
+body_pose_model.pth, hand_pose_model.pth, facenet.pth (or install comfyui_controlnet_aux, whose ckpts are found too)
 
-Use: load a character drawing (a flat background is removed; PNG transparency is used), set the subject on
-Heuristic Analyzer, queue. The analyzer's params replace the sampler's steps/cfg/denoise/scales; disconnect
+Use: load a character drawing (a flat background is removed; PNG transparency is used), set the subject on \
+Heuristic Analyzer, queue. The analyzer's params replace the sampler's steps/cfg/denoise/scales; disconnect \
 params to set them by hand. Fidelity Evaluator scores the result against the drawing (0..1, higher is better)."""
 
 
@@ -392,9 +392,9 @@ def workflows() -> List[Workflow]:
         Node(12, "LoadImage", (0, 760), title="OpenPose map", widgets={"image": "pose_map.png"}),
         *_still_core((1, "IMAGE"), {"depth_map": (11, "IMAGE"), "pose_map": (12, "IMAGE")}),
         Node(10, "Note", (380, 420), width=340, height=620, text=(
-            "Custom maps: the depth and OpenPose maps come from you instead of the built-in detectors, e.g. from\n"
-            "comfyui_controlnet_aux (Depth Anything / MiDaS, DWPose / OpenPose): replace the two Load Image nodes\n"
-            "with those preprocessors, fed by the White Background Prep image. One map serves every image of a\n"
+            "Custom maps: the depth and OpenPose maps come from you instead of the built-in detectors, e.g. from "
+            "comfyui_controlnet_aux (Depth Anything / MiDaS, DWPose / OpenPose): replace the two Load Image nodes "
+            "with those preprocessors, fed by the White Background Prep image. One map serves every image of a "
             "batch, or give one per image; maps are resized to the image.\n\n" + NOTE_MODELS.format(extra=""))),
     ])
     video = Workflow("zrealism_video", [
@@ -402,8 +402,8 @@ def workflows() -> List[Workflow]:
         *_still_core((1, "IMAGE"), {}),
         Node(10, "Note", (0, 420), width=700, height=330, text=NOTE_MODELS.format(
             extra="- animatediff_models/mm_sd_v15_v2.ckpt (AnimateDiff motion module; v3_sd15_mm.ckpt works too)\n")
-            + "\n\nVideo: AnimateDiff Fuse animates the still (strength = how far frames may move from it), guided by\n"
-              "the still's own depth and pose maps, colours locked to the still. Fidelity Evaluator (bottom) scores the\n"
+            + "\n\nVideo: AnimateDiff Fuse animates the still (strength = how far frames may move from it), guided by "
+              "the still's own depth and pose maps, colours locked to the still. Fidelity Evaluator (bottom) scores the "
               "frames against the drawing, plus temporal consistency."),
         Node(13, "ZRealism_MotionModelLoader", (760, 900), models=[MOTION], widgets={"motion_model": MOTION.name}),
         Node(14, "ZRealism_AnimateDiffFuse", (1140, 900), widgets={"seed": 42}, width=340,
@@ -436,10 +436,35 @@ def outputs(defs: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[Path, str]
     return files
 
 
+def write_screenshots(folder: Path, thumb_width: int = 768) -> List[Path]:
+    from PIL import Image
+
+    written = []
+    for wf in workflows():
+        shot = Path(folder) / f"{wf.name}.png"
+        if not shot.is_file():
+            continue
+        image = Image.open(shot).convert("RGB")
+        doc = REPO / "docs" / f"workflow_{wf.name.replace('zrealism_', '')}.png"
+        doc.parent.mkdir(exist_ok=True)
+        image.save(doc, optimize=True)
+        thumb = image.copy()
+        thumb.thumbnail((thumb_width, thumb_width * 2), Image.LANCZOS)
+        thumb.save(HERE / f"{wf.name}.jpg", quality=85, optimize=True)
+        written += [doc, HERE / f"{wf.name}.jpg"]
+    return written
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="report files that are out of date; write nothing")
+    parser.add_argument("--screenshots", metavar="DIR", type=Path,
+                        help="also turn DIR/<workflow>.png (from tests/integration/screenshot_workflows.mjs) into "
+                             "docs/workflow_<name>.png and the editor's template thumbnails workflows/<workflow>.jpg")
     args = parser.parse_args(argv)
+    if args.screenshots:
+        for path in write_screenshots(args.screenshots):
+            print("wrote: " + str(path.relative_to(REPO)))
     if not CORE_OBJECT_INFO.is_file():
         print(f"missing {CORE_OBJECT_INFO} (core node definitions)", file=sys.stderr)
         return 2

@@ -23,6 +23,8 @@ _EXPORTS = {
     "evaluate": "evaluation",
     "evaluate_video": "evaluation",
     "FidelityReport": "evaluation",
+    "depth_map": "control_maps",
+    "pose_map": "control_maps",
     "load_pipeline": "engine",
     "transform": "engine",
     "TransformResult": "engine",

@@ -41,7 +41,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, ModelFileError
 from .images import to_pil, to_rgb
 from .motion import MotionLora, MotionModel, as_motion_model, load_motion_lora, require_peft
 from .runtime import Attempt, check_cancel, make_step_callback, run_with_fallback, stage
@@ -86,11 +86,17 @@ def build_motion_unet(unet2d: Any, adapter: Any) -> Any:
 
     device, dtype = _param_device_dtype(unet2d)
     adapter.to(device=device, dtype=dtype)
-    with torch.device("meta"):  # structure only: no allocation, no random init
-        motion_unet = UNetMotionModel.from_unet2d(unet2d, adapter, load_weights=False)
     tensors = dict(unet2d.state_dict(keep_vars=True))  # keep_vars: the Parameter objects themselves
     tensors.update(adapter.state_dict(keep_vars=True))
-    motion_unet.load_state_dict(tensors, strict=True, assign=True)
+    try:
+        with torch.device("meta"):  # structure only: no allocation, no random init
+            motion_unet = UNetMotionModel.from_unet2d(unet2d, adapter, load_weights=False)
+        motion_unet.load_state_dict(tensors, strict=True, assign=True)
+    except (ValueError, RuntimeError) as exc:  # block/layer/channel mismatch
+        raise ModelFileError(
+            f"the motion model does not fit this checkpoint's UNet ({str(exc).splitlines()[0][:200]}); "
+            "use an AnimateDiff motion module made for SD1.5 (e.g. mm_sd_v15_v2.ckpt) with an SD1.5 checkpoint."
+        ) from exc
     return motion_unet.eval()
 
 

@@ -199,10 +199,12 @@ def _load_depth_anything_original(path: Path, device: str):
             raise ValueError("not a Depth Anything V2 state dict (no pretrained.cls_token)")
         config = _config_from_original(state)
         hf_state = _original_to_transformers(state, config.backbone_config.num_hidden_layers)
-        with _no_init():
+        with torch.device("meta"):  # no random init of weights that are loaded right after
             model = DepthAnythingForDepthEstimation(config)
         hf_state = rename_for_model(hf_state, set(model.state_dict()))
-        missing, unexpected = model.load_state_dict(hf_state, strict=False)
+        # The mask token is only used in training; tolerate a file saved without it.
+        hf_state.setdefault("backbone.embeddings.mask_token", torch.zeros_like(model.backbone.embeddings.mask_token, device="cpu"))
+        missing, unexpected = model.load_state_dict(hf_state, strict=False, assign=True)
     except _LOAD_ERRORS + (AttributeError, TypeError) as exc:
         raise ModelFileError(
             f"{path} could not be read as Depth Anything V2 ({type(exc).__name__}: {exc}). Use the file from "
@@ -216,15 +218,6 @@ def _load_depth_anything_original(path: Path, device: str):
     from transformers import DPTImageProcessor
 
     return model.to(device).eval(), DPTImageProcessor(**_DA_PROCESSOR_DEFAULTS)
-
-
-def _no_init():
-    """Skip random initialisation of a model whose every weight is loaded right after (saves ~1 s)."""
-    try:
-        from transformers.initialization import no_init_weights  # transformers 5
-    except ImportError:  # pragma: no cover - transformers 4
-        from transformers.modeling_utils import no_init_weights
-    return no_init_weights()
 
 
 def _config_from_original(state: Dict[str, Any]):

@@ -14,7 +14,6 @@ Device policy, fallback and step-callback plumbing live in device.py / runtime.p
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -338,6 +337,7 @@ def transform(
     fallback: Optional[bool] = None,
     prepare: Optional[Callable[[runtime.Attempt], None]] = None,
     restore: Optional[Callable[[runtime.Attempt], None]] = None,
+    preview: Optional[Callable[[int, int, np.ndarray], None]] = None,
 ) -> TransformResult:
     """Turn a prepared drawing into a photo while keeping its geometry (depth) and pose (OpenPose).
 
@@ -351,7 +351,8 @@ def transform(
     transfer toward the source inside the mask. cancel: threading.Event or callable -> True to stop
     (CancelledError within one step). fallback: override the pipeline's OOM fallback switch.
     prepare/restore: how to place the models per attempt (default pipe.place/pipe.restore; the
-    ComfyUI node passes ComfyUI's memory manager here).
+    ComfyUI node passes ComfyUI's memory manager here). preview(step, total, rgb_uint8): a small
+    picture of the latents after each step (runtime.latent_preview), e.g. for ComfyUI's preview.
     """
     import torch
 
@@ -406,7 +407,7 @@ def transform(
     init_pil, depth_pil, pose_pil = to_pil(rgb8), to_pil(depth8), to_pil(pose8)
 
     def job(attempt: runtime.Attempt) -> Tuple[np.ndarray, int, runtime.Attempt]:
-        step_cb = runtime.make_step_callback(callback, cancel=cancel)
+        step_cb = runtime.make_step_callback(callback, cancel=cancel, preview=preview)
         # CPU generator: the same seed gives the same noise on every device (and on the fallback)
         gen = torch.Generator("cpu").manual_seed(seed)
         with runtime.stage("synthesizing", timings, f"{n_steps} steps, {w}x{h}, {attempt}"):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from .errors import InputError, ModelFileError
+from .errors import ModelFileError
 
 log = logging.getLogger("zrealism")
 

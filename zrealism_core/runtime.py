@@ -2,7 +2,7 @@
 
 This module is shared by the still engine (engine.py) and the video stage (animate.py). Reusable API:
 
-    make_step_callback(callback, *, cancel=None, on_step=None) -> fn
+    make_step_callback(callback, *, cancel=None, on_step=None, preview=None) -> fn
         Returns a diffusers `callback_on_step_end(pipe, step, timestep, kwargs) -> kwargs`.
         It calls `callback(done, total)` after every executed denoising step, with `total` =
         the steps this run really executes (img2img runs int(steps * strength); read from the
@@ -14,6 +14,8 @@ This module is shared by the still engine (engine.py) and the video stage (anima
         further UNet evaluation runs. `cancel` raises our CancelledError; a callback's own
         exception propagates unchanged (ComfyUI shows "interrupted" for its own exception).
         `fn.steps_done` counts executed steps (telemetry/tests).
+        `preview(done, total, rgb)`: also called each step with a small H/8 x W/8 x 3 uint8 picture
+        of the current latents (latent_preview; SD1.5 latent->RGB factors, as ComfyUI's previews).
 
     expected_steps(steps, strength) -> int
         What img2img will execute: int(steps * strength) capped to steps (create progress bars with it).
@@ -82,11 +84,28 @@ def _cancel_requested(cancel: Any) -> bool:
     return bool(cancel())
 
 
+# SD1.5 latent channels -> RGB (the linear map ComfyUI's Latent2RGB previewer uses for SD1.x)
+SD15_LATENT_RGB = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350), (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177))
+
+
+def latent_preview(latents: Any) -> Any:
+    """A cheap preview (h, w, 3 uint8 numpy) of the first latent in a [B, 4, h, w] (or [B, 4, F, h, w]) tensor."""
+    import numpy as np
+    import torch
+
+    x = latents[0].detach().float().cpu()
+    if x.ndim == 4:  # video latents [C, F, h, w]: the first frame
+        x = x[:, 0]
+    rgb = torch.einsum("chw,cr->hwr", x, torch.tensor(SD15_LATENT_RGB))
+    return (((rgb + 1.0) / 2.0).clamp(0, 1) * 255.0).round().to(torch.uint8).numpy().astype(np.uint8)
+
+
 def make_step_callback(
     callback: Optional[ProgressCallback] = None,
     *,
     cancel: Any = None,
     on_step: Optional[Callable[[Any, int, Any, Dict[str, Any]], None]] = None,
+    preview: Optional[Callable[[int, int, Any], None]] = None,
 ) -> Callable[..., Dict[str, Any]]:
     """A diffusers `callback_on_step_end` that reports progress and stops on Cancel (see module doc)."""
 
@@ -95,6 +114,8 @@ def make_step_callback(
         total = int(getattr(pipe, "_num_timesteps", 0) or 0) or step_end.steps_done
         if on_step is not None:
             on_step(pipe, step, timestep, callback_kwargs)
+        if preview is not None and callback_kwargs.get("latents") is not None:
+            preview(step_end.steps_done, total, latent_preview(callback_kwargs["latents"]))  # may raise, like callback
         if callback is not None:
             callback(step_end.steps_done, total)  # may raise (ComfyUI Cancel): propagates as is
         if _cancel_requested(cancel):

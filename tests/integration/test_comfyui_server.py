@@ -116,7 +116,7 @@ def write_inputs(folder: Path) -> Dict[str, str]:
     depth = np.where((body | head)[..., None], 0.8, 0.1).repeat(3, axis=2)
     pose = np.zeros((h, w, 3), np.float32)
     pose[10:60, 31:33] = (1.0, 0.0, 0.0)
-    names = {"image": "zr_character.png", "depth": "zr_depth.png", "pose": "zr_pose.png"}
+    names = {"image": "zr_character.png", "depth": "depth_map.png", "pose": "pose_map.png"}  # as the graphs select
     for key, arr in (("image", img), ("depth", depth), ("pose", pose)):
         Image.fromarray((arr * 255).astype(np.uint8)).save(folder / names[key])
     return names
@@ -391,3 +391,20 @@ def strip(prompt: Dict[str, Any], object_info: Dict[str, Any]) -> Dict[str, Any]
         known = {**info.get("required", {}), **info.get("optional", {})}
         out[k] = {"class_type": v["class_type"], "inputs": {n: x for n, x in v["inputs"].items() if n in known}}
     return out
+
+
+def test_http_api_example(server):
+    """workflows/api_example.py (the README's HTTP example) returns the scores and the saved files."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("zr_api_example", REPO / "workflows" / "api_example.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    object_info = server.get("/object_info")
+    prompt = patch_for_tiny_run(json.loads((API_DIR / "zrealism_still.json").read_text()), object_info,
+                                server.names, server.inputs, seed=int(time.time()) % 100000 + 7)
+    scores, files = example.run(server.base, prompt)
+    assert scores and all("overall" in s for s in scores.values()), scores
+    assert files and all(f.startswith(server.base + "/view?filename=") for f in files), files
+    with urllib.request.urlopen(files[0], timeout=60) as r:  # the URL serves the saved PNG
+        assert r.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -12,6 +12,7 @@ class ProgressBar:
         self.total = total
         self.current = 0
         self.updates: list = []
+        self.previews: list = []
         bars.append(self)
 
     def update_absolute(self, value, total=None, preview=None):
@@ -19,6 +20,8 @@ class ProgressBar:
             self.total = total
         self.current = value
         self.updates.append((value, self.total))
+        if preview is not None:
+            self.previews.append(preview)
         model_management.throw_exception_if_processing_interrupted()
 
     def update(self, value):
