@@ -12,6 +12,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Tiny test models gain nothing from a second thread, and OpenMP's spin-waits make two threads up to
+# 10x slower whenever anything else runs on a 2-core machine. Set before torch is first imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 PACK_NAME = "zrealism_pack"

@@ -28,7 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 import pytest
@@ -220,7 +220,7 @@ def test_workflow_templates_are_listed(server):
 TINY_VALUES: Dict[str, Any] = {
     "steps": 2, "frames": 4, "frame_count": 4, "num_frames": 4, "context_length": 4,
     "resolution": 64, "max_resolution": 64, "width": 64, "height": 64, "annotator_resolution": 64,
-    "eval_resolution": 64, "long_side": 64,
+    "eval_resolution": 64, "long_side": 64, "detect_resolution": 64,
 }
 
 
