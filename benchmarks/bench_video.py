@@ -5,7 +5,7 @@ and a real-size SD1.5 MotionAdapter (v2 layout: 320/640/1280/1280, 2 layers, mid
 then animates a 256x256 still into 8 frames with 2 denoising steps (strength 1.0), CFG on, both
 ControlNets on - in two fresh subprocesses:
 
-  shared: zrealism_core.animate as shipped - the motion UNet takes the still UNet's Parameters
+  shared: zrealism_core.animation as shipped - the motion UNet takes the still UNet's Parameters
           (load_state_dict(assign=True)), no second copy of the 2D weights;
   copy:   the same call with the diffusers default (UNetMotionModel.from_unet2d, what from_pipe
           does), which copies the 2D weights into the motion UNet.
@@ -54,8 +54,8 @@ def real_motion_adapter(dtype, seed: int = 3):
 def child(mode: str, args) -> dict:
     import torch
 
-    import zrealism_core.animate as anim
-    from zrealism_core.animate import animate, motion_pipeline, shares_unet_weights
+    import zrealism_core.animation as anim
+    from zrealism_core.animation import animate, motion_pipeline, shares_unet_weights
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     t0 = time.perf_counter()

@@ -1,5 +1,5 @@
 """ZRealism_AnimateDiffFuse: the generated still -> a short clip that keeps its identity, colours and pose
-(core: zrealism_core.animate.animate)."""
+(core: zrealism_core.animation.animate)."""
 from __future__ import annotations
 
 from typing import Any, Tuple
@@ -72,7 +72,7 @@ class ZRealism_AnimateDiffFuse:
                 strength: float, seed: int, steps: int, cfg: float, loop: str, color_lock: float,
                 depth_scale: float, pose_scale: float, control_end: float,
                 depth_map: Any = None, pose_map: Any = None, mask: Any = None, params: Any = None) -> Tuple[Any, float]:
-        from ..zrealism_core.animate import animate
+        from ..zrealism_core.animation import animate
         from ..zrealism_core.engine import ZRealismPipeline
         from ..zrealism_core.motion import MotionModel
         from ..zrealism_core.runtime import expected_steps

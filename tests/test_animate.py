@@ -1,4 +1,4 @@
-"""zrealism_core.animate on tiny random-weight models: frames, determinism, fidelity at low strength,
+"""zrealism_core.animate (animation.py) on tiny random-weight models: frames, determinism, fidelity at low strength,
 FreeNoise, motion LoRA, UNet weight sharing, loop modes, colour lock, cancel and CPU fallback."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from fakes.engine_fixtures import tiny_pipe, tiny_set  # noqa: F401 (fixtures)
 from zrealism_core import CancelledError, InputError
-from zrealism_core.animate import (
+from zrealism_core.animation import (
     animate, build_motion_unet, crossfade_tail, loop_tail_frames, motion_pipeline, shares_unet_weights,
 )
 from zrealism_core.tiny_motion import tiny_motion_adapter, tiny_sparsectrl, write_tiny_motion_lora
@@ -268,7 +268,7 @@ def test_simulated_cuda_oom_falls_back_to_cpu(tiny_pipe, adapter, caplog):
 
     mp = motion_pipeline(fake, adapter)
     h = mp.unet.register_forward_pre_hook(oom_on_gpu)
-    import zrealism_core.animate as anim
+    import zrealism_core.animation as anim
 
     orig_placer = anim._placer
     try:
@@ -296,7 +296,7 @@ def test_oom_with_fallback_off_is_a_clear_error(tiny_pipe, adapter):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
     h = mp.unet.register_forward_pre_hook(oom)
-    import zrealism_core.animate as anim
+    import zrealism_core.animation as anim
 
     orig_placer = anim._placer
     try:

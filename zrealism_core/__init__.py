@@ -28,7 +28,7 @@ _EXPORTS = {
     "load_pipeline": "engine",
     "transform": "engine",
     "TransformResult": "engine",
-    "animate": "animate",
+    "animate": "animation",
     "write_video": "video",
     "read_video": "video",
 }

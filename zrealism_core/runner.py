@@ -185,7 +185,7 @@ def run_image(
             )
         frames = None
         if options.video:
-            from .animate import animate
+            from .animation import animate
 
             with timed("video"):
                 frames = animate(
