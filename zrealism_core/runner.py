@@ -54,6 +54,30 @@ class RunResult:
     skipped: bool = False
 
 
+def quiet_libraries() -> None:
+    """Keep the CLI's output to our own progress bars and messages: diffusers/transformers log their
+    loading bars and harmless dtype notices at info/warning level."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*(mediapipe|Overwriting|register_model|deprecated).*")
+    try:
+        import diffusers.utils.logging as dlog
+
+        dlog.set_verbosity_error()
+        dlog.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import transformers.utils.logging as tlog
+
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
 def list_inputs(path: Path) -> List[Path]:
     """The images to process: the file itself, or every image in the folder (sorted)."""
     path = Path(path)
@@ -81,6 +105,7 @@ def load_models(models: ModelPaths, *, device: str = "auto", dtype: str = "auto"
     """Load the still pipeline once for a whole batch."""
     from .engine import load_pipeline
 
+    quiet_libraries()
     opts: Dict[str, Any] = {"annotator_dirs": [str(d) for d in models.annotator_dirs]}
     if config is not None:
         opts["config"] = config

@@ -46,10 +46,16 @@ def write_tiny_models_dir(models: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may touch the network
     from ..model_catalog import discover
-    from ..runner import RunOptions, check_models, run_batch
+    from ..runner import RunOptions, check_models, quiet_libraries, run_batch
     from ..sample import sample_character
 
     t_start = time.perf_counter()
+    quiet_libraries()
+    import torch
+
+    # Tiny models gain nothing from a second thread, and OpenMP's spin-waits make extra threads many
+    # times slower whenever anything else runs on the machine.
+    torch.set_num_threads(1)
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="zrealism-selftest-"))
     root.mkdir(parents=True, exist_ok=True)
     timings: Dict[str, float] = {}
