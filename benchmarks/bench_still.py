@@ -168,17 +168,30 @@ def cpu_speed(args) -> dict:
     run_ours(ours, args, size)  # warm-up (first-call allocations) for both: they share modules
     same = None
     for i in range(args.runs):
-        c0 = time.process_time()  # CPU seconds of this process: less disturbed by other users than wall time
-        dt, r = run_ours(ours, args, size)
-        c1 = time.process_time()
-        dt2, img = run_plain(plain, args, size, "cpu")
-        c2 = time.process_time()
+        # ABBA order (ours first on even runs, plain first on odd ones) so neither side always runs first
+        def timed_ours():
+            c = time.process_time()  # CPU seconds of this process: less disturbed by other users than wall time
+            dt_, r_ = run_ours(ours, args, size)
+            return dt_, time.process_time() - c, r_
+
+        def timed_plain():
+            c = time.process_time()
+            dt_, img_ = run_plain(plain, args, size, "cpu")
+            return dt_, time.process_time() - c, img_
+
+        if i % 2 == 0:
+            dt, co, r = timed_ours()
+            dt2, cp, img = timed_plain()
+        else:
+            dt2, cp, img = timed_plain()
+            dt, co, r = timed_ours()
         t_ours.append(dt)
         t_plain.append(dt2)
-        c_ours.append(c1 - c0)
-        c_plain.append(c2 - c1)
+        c_ours.append(co)
+        c_plain.append(cp)
         same = float(np.abs(r.image - img).max())
-        print(f"  run {i + 1}: ours {dt:.2f} s ({c1 - c0:.1f} CPU-s), plain diffusers {dt2:.2f} s ({c2 - c1:.1f} CPU-s) "
+        print(f"  run {i + 1} ({'ours' if i % 2 == 0 else 'plain'} first): ours {dt:.2f} s ({co:.1f} CPU-s), "
+              f"plain diffusers {dt2:.2f} s ({cp:.1f} CPU-s) "
               f"(load {load_avg()})", flush=True)
     res = dict(build_s=build_s, ours_s=t_ours, plain_s=t_plain, ours_cpu_s=c_ours, plain_cpu_s=c_plain,
                ratio=statistics.median(t_ours) / statistics.median(t_plain),

@@ -6,34 +6,8 @@ from typing import Any, Dict, Optional, Tuple
 
 from . import bridge
 from ..zrealism_core.errors import InputError
+from ..zrealism_core.params import SAMPLER_DEFAULTS as D, apply_params
 from ..zrealism_core.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
-
-# widgets a connected ZREALISM_PARAMS replaces (RecommendedParams field -> input names)
-PARAMS_OVERRIDE = {
-    "depth_scale": ("depth_scale",),
-    "pose_scale": ("pose_scale",),
-    "denoise": ("denoise",),
-    "steps": ("steps",),
-    "cfg": ("cfg",),
-    "control_end": ("depth_end", "pose_end"),
-}
-
-
-def apply_params(values: Dict[str, Any], params: Any) -> Dict[str, Any]:
-    """The widget values with those a connected ZREALISM_PARAMS carries replaced (see PARAMS_OVERRIDE)."""
-    if params is None:
-        return values
-    out = dict(values)
-    for field_name, inputs in PARAMS_OVERRIDE.items():
-        value = getattr(params, field_name, None)
-        if value is None and isinstance(params, dict):
-            value = params.get(field_name)
-        if value is None:
-            continue
-        for name in inputs:
-            out[name] = int(value) if name == "steps" else float(value)
-    return out
-
 
 def _float(default: float, lo: float, hi: float, step: float, tooltip: str) -> tuple:
     return ("FLOAT", {"default": default, "min": lo, "max": hi, "step": step, "tooltip": tooltip})
@@ -69,19 +43,19 @@ class ZRealism_DualControlNetSampler:
                                         "tooltip": "What to avoid (e.g. 'cartoon, drawing, lowres')."}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
                                  "tooltip": "Noise seed; the same seed and settings give the same image. Image i of a batch uses seed + i."}),
-                "steps": ("INT", {"default": 25, "min": 1, "max": 150,
+                "steps": ("INT", {"default": D["steps"], "min": 1, "max": 150,
                                   "tooltip": "Sampling steps of the full schedule; img2img runs int(steps x denoise) of them." + override}),
-                "cfg": _float(7.0, 0.0, 30.0, 0.1, "How strongly the prompt steers (classifier-free guidance); 1 or less turns it off." + override),
-                "denoise": _float(0.55, 0.01, 1.0, 0.01, "How much of the drawing is repainted: 0.4 keeps it close, 0.7 gives more realism." + override),
-                "depth_scale": _float(0.7, 0.0, 2.0, 0.05, "Strength of the depth ControlNet (geometry); 0 turns it off." + override),
-                "pose_scale": _float(0.7, 0.0, 2.0, 0.05, "Strength of the OpenPose ControlNet (pose); 0 turns it off." + override),
-                "depth_start": _float(0.0, 0.0, 1.0, 0.01, "Fraction of the schedule at which the depth ControlNet starts acting."),
-                "depth_end": _float(1.0, 0.0, 1.0, 0.01, "Fraction of the schedule at which the depth ControlNet stops (end <= start turns it off)." + override.replace("Replaced", "Replaced (control_end)")),
-                "pose_start": _float(0.0, 0.0, 1.0, 0.01, "Fraction of the schedule at which the OpenPose ControlNet starts acting."),
-                "pose_end": _float(1.0, 0.0, 1.0, 0.01, "Fraction of the schedule at which the OpenPose ControlNet stops (end <= start turns it off)." + override.replace("Replaced", "Replaced (control_end)")),
+                "cfg": _float(D["cfg"], 0.0, 30.0, 0.1, "How strongly the prompt steers (classifier-free guidance); 1 or less turns it off." + override),
+                "denoise": _float(D["denoise"], 0.01, 1.0, 0.01, "How much of the drawing is repainted: 0.4 keeps it close, 0.7 gives more realism." + override),
+                "depth_scale": _float(D["depth_scale"], 0.0, 2.0, 0.05, "Strength of the depth ControlNet (geometry); 0 turns it off." + override),
+                "pose_scale": _float(D["pose_scale"], 0.0, 2.0, 0.05, "Strength of the OpenPose ControlNet (pose); 0 turns it off." + override),
+                "depth_start": _float(D["depth_start"], 0.0, 1.0, 0.01, "Fraction of the schedule at which the depth ControlNet starts acting."),
+                "depth_end": _float(D["depth_end"], 0.0, 1.0, 0.01, "Fraction of the schedule at which the depth ControlNet stops (end <= start turns it off)." + override.replace("Replaced", "Replaced (control_end)")),
+                "pose_start": _float(D["pose_start"], 0.0, 1.0, 0.01, "Fraction of the schedule at which the OpenPose ControlNet starts acting."),
+                "pose_end": _float(D["pose_end"], 0.0, 1.0, 0.01, "Fraction of the schedule at which the OpenPose ControlNet stops (end <= start turns it off)." + override.replace("Replaced", "Replaced (control_end)")),
                 "scheduler": (list(SCHEDULER_NAMES), {"default": DEFAULT_SCHEDULER,
                                                        "tooltip": "Sampler: dpmpp_2m_karras (good at 20-30 steps), euler, euler_ancestral, dpmpp_2m, ddim, unipc."}),
-                "color_lock": _float(0.0, 0.0, 1.0, 0.05, "Colour lock strength: pulls the result's colours (LAB mean/spread) toward the drawing's "
+                "color_lock": _float(D["color_lock"], 0.0, 1.0, 0.05, "Colour lock strength: pulls the result's colours (LAB mean/spread) toward the drawing's "
                                      "inside the mask, countering img2img's saturation loss. 0 = off, 1 = full."),
                 "depth_method": (["auto", "depth_anything", "midas"], {
                     "default": "auto",

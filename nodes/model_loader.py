@@ -59,7 +59,7 @@ class ZRealism_ModelLoader:
                 "precision": (list(bridge.PRECISIONS), {
                     "default": "auto",
                     "tooltip": "Weight precision. auto = ComfyUI's choice for the device (fp16 on most GPUs, fp32 on the CPU). "
-                               "bf16 is about 2x faster than fp32 on CPUs with bf16 support."}),
+                               "bf16 is about 2x faster than fp32 on CPUs with native bf16 (avx512_bf16/AMX) but much slower on CPUs without it."}),
                 "device": (list(bridge.DEVICES), {
                     "default": "auto",
                     "tooltip": "auto = ComfyUI's device (its --cpu flag is honoured); cpu = always run this pipeline on the CPU."}),

@@ -6,6 +6,12 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+# The sampler's own defaults (the node's widget defaults and `zrealism run`'s starting point).
+SAMPLER_DEFAULTS: Dict[str, Any] = {
+    "steps": 25, "cfg": 7.0, "denoise": 0.55, "depth_scale": 0.7, "pose_scale": 0.7,
+    "depth_start": 0.0, "depth_end": 1.0, "pose_start": 0.0, "pose_end": 1.0, "color_lock": 0.0,
+}
+
 # RecommendedParams field -> the sampler settings it replaces
 PARAMS_OVERRIDE = {
     "depth_scale": ("depth_scale",),

@@ -156,7 +156,7 @@ def run_image(
     from .evaluation import evaluate, evaluate_video
     from .images import load_image, save_image
     from .panel import render_panel
-    from .params import apply_params
+    from .params import SAMPLER_DEFAULTS, apply_params
     from .prep import prepare_white_background
 
     if image is None:
@@ -190,8 +190,7 @@ def run_image(
             analysis = analyze(prep.image, prep.mask, subject=options.subject)
         # The sampler node's widget defaults, replaced by the analyzer's params (as when wired), then
         # by what the user set explicitly on the command line.
-        settings = apply_params(dict(steps=25, cfg=7.0, denoise=0.55, depth_scale=0.7, pose_scale=0.7,
-                                     depth_end=1.0, pose_end=1.0), analysis.params)
+        settings = apply_params(dict(SAMPLER_DEFAULTS), analysis.params)
         if options.steps is not None:
             settings["steps"] = int(options.steps)
         if options.denoise is not None:
@@ -204,8 +203,8 @@ def run_image(
                 pipe, prep.image, mask=prep.mask, prompt=positive, negative=negative, seed=int(options.seed),
                 steps=int(settings["steps"]), cfg=float(settings["cfg"]), denoise=float(settings["denoise"]),
                 depth_scale=float(settings["depth_scale"]), pose_scale=float(settings["pose_scale"]),
-                depth_start=0.0, depth_end=float(settings["depth_end"]),
-                pose_start=0.0, pose_end=float(settings["pose_end"]),
+                depth_start=float(settings["depth_start"]), depth_end=float(settings["depth_end"]),
+                pose_start=float(settings["pose_start"]), pose_end=float(settings["pose_end"]),
                 color_lock=float(options.color_lock), callback=_step_progress("still", progress), **extra,
             )
         frames = None

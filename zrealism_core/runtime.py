@@ -1,6 +1,6 @@
 """Running a diffusion job: step callbacks and Cancel, the OOM -> offload -> CPU fallback, telemetry.
 
-This module is shared by the still engine (engine.py) and the video stage (animate.py). Reusable API:
+This module is shared by the still engine (engine.py) and the video stage (animation.py). Reusable API:
 
     make_step_callback(callback, *, cancel=None, on_step=None, preview=None) -> fn
         Returns a diffusers `callback_on_step_end(pipe, step, timestep, kwargs) -> kwargs`.
