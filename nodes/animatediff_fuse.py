@@ -98,7 +98,8 @@ class ZRealism_AnimateDiffFuse:
 
         per_clip = max(expected_steps(int(steps), float(strength)), 1)
         progress = bridge.progress_callback(batch * per_clip)
-        prepare = bridge.engine_prepare(pipe)
+        # ComfyUI's memory manager also tracks the motion modules (they share nothing with the still pipeline)
+        prepare = bridge.engine_prepare(pipe, [m for m in (motion.adapter, motion.sparsectrl) if m is not None])
         bridge.check_interrupted()
         out = []
         for i, img in enumerate(stills):

@@ -296,26 +296,37 @@ def _holder(module: Any) -> Any:
     return _Holder.cls(module)
 
 
-def engine_patchers(pipe: Any) -> List[Any]:
-    """One ModelPatcher per module of a ZRealismPipeline (UNet, both ControlNets, VAE, text encoder);
-    made once and kept on the pipeline, so ComfyUI tracks the same objects across runs."""
-    patchers = pipe.extras.get("comfy_patchers")
-    if patchers is not None:
-        return patchers
+def engine_patchers(pipe: Any, extra_modules: Sequence[Any] = ()) -> List[Any]:
+    """One ModelPatcher per module of a ZRealismPipeline (UNet, both ControlNets, VAE, text encoder),
+    plus one per extra module (the clip's motion adapter and SparseCtrl); made once and kept on the
+    pipeline, so ComfyUI tracks the same objects across runs."""
     import comfy.model_patcher as model_patcher  # type: ignore  # only called inside ComfyUI (or fakes)
 
     load_device = pipe.home_device
     offload_device = model_management.unet_offload_device() if model_management is not None else _torch().device("cpu")
-    patchers = [
-        model_patcher.ModelPatcher(_holder(m), load_device=load_device, offload_device=offload_device)
-        for m in pipe.modules().values()
-    ]
-    pipe.extras["comfy_patchers"] = patchers
-    return patchers
+
+    def patcher(m: Any) -> Any:
+        return model_patcher.ModelPatcher(_holder(m), load_device=load_device, offload_device=offload_device)
+
+    patchers = pipe.extras.get("comfy_patchers")
+    if patchers is None:
+        patchers = pipe.extras["comfy_patchers"] = [patcher(m) for m in pipe.modules().values()]
+    if not extra_modules:
+        return patchers
+    # keyed by id, checked by identity: a new motion model never reuses a stale patcher
+    extra = pipe.extras.setdefault("comfy_extra_patchers", {})
+    out = list(patchers)
+    for m in extra_modules:
+        p = extra.get(id(m))
+        if p is None or p.model.inner is not m:
+            p = extra[id(m)] = patcher(m)
+        out.append(p)
+    return out
 
 
-def engine_prepare(pipe: Any) -> Optional[Callable[[Any], None]]:
+def engine_prepare(pipe: Any, extra_modules: Sequence[Any] = ()) -> Optional[Callable[[Any], None]]:
     """The `prepare(attempt)` for zrealism_core.engine.transform inside ComfyUI (None outside).
+    `extra_modules` (the clip's motion adapter, SparseCtrl) are loaded and tracked the same way.
 
     First attempt: ComfyUI loads our modules (evicting other models if needed) with load_models_gpu.
     Fallback attempts (after an out-of-memory): ComfyUI unloads everything it holds (ours included,
@@ -328,7 +339,7 @@ def engine_prepare(pipe: Any) -> Optional[Callable[[Any], None]]:
         first = not attempt.offload and attempt.device == pipe.home_device and attempt.dtype == pipe.home_dtype
         if first:
             pipe.restore(attempt)  # drops offload hooks of an earlier fallback; no-op otherwise
-            model_management.load_models_gpu(engine_patchers(pipe), force_full_load=True)
+            model_management.load_models_gpu(engine_patchers(pipe, extra_modules), force_full_load=True)
             return
         model_management.unload_all_models()
         model_management.soft_empty_cache()

@@ -106,6 +106,9 @@ def test_fuse_node_frames_fps_progress_and_memory_manager(pack, comfy_fakes, tin
     assert bar.updates == [(1, 2), (2, 2)]
     # the still pipeline's modules went through ComfyUI's memory manager (as in the still sampler)
     assert comfy_fakes.model_management.calls[0][0] == "load_models_gpu"
+    # ...and so did the motion adapter, which only the clip uses
+    loaded = [p.model.inner for p in comfy_fakes.model_management.calls[0][1]]
+    assert any(m is motion.adapter for m in loaded)
     # batch of stills -> clips one after another, seeds differ
     frames2, _ = fuse.animate(tiny_pipe, motion, frames_tensor(2, 22, 29, 1), depth_map=maps, pose_map=maps, **FUSE_ARGS)
     assert tuple(frames2.shape) == (6, 24, 32, 3)
