@@ -97,7 +97,7 @@ def build_motion_unet(unet2d: Any, adapter: Any) -> Any:
             f"the motion model does not fit this checkpoint's UNet ({str(exc).splitlines()[0][:200]}); "
             "use an AnimateDiff motion module made for SD1.5 (e.g. mm_sd_v15_v2.ckpt) with an SD1.5 checkpoint."
         ) from exc
-    return motion_unet.eval()
+    return motion_unet.train(False)
 
 
 def _scheduler_for(sd: Any, name: Optional[str], base_config: Optional[Dict[str, Any]] = None) -> Any:

@@ -184,7 +184,7 @@ def _load_depth_anything(folder: Path, device: str):
             f"and model.safetensors from https://huggingface.co/{annotators.DEPTH_ANYTHING_REPO} (the -hf repo, transformers "
             "layout); re-download them if they are damaged."
         ) from exc
-    return model.to(device).eval(), processor
+    return model.to(device).train(False), processor
 
 
 def _load_depth_anything_original(path: Path, device: str):
@@ -217,7 +217,7 @@ def _load_depth_anything_original(path: Path, device: str):
         log.warning("%s: ignored %d unexpected keys (e.g. %s)", path, len(unexpected), unexpected[:3])
     from transformers import DPTImageProcessor
 
-    return model.to(device).eval(), DPTImageProcessor(**_DA_PROCESSOR_DEFAULTS)
+    return model.to(device).train(False), DPTImageProcessor(**_DA_PROCESSOR_DEFAULTS)
 
 
 def _config_from_original(state: Dict[str, Any]):

@@ -216,7 +216,7 @@ def _adapter_from_state_dict(raw: Dict[str, Any], p: Path, dtype: Any = None) ->
     leftover = [n for n, t in list(adapter.named_parameters()) + list(adapter.named_buffers()) if t.is_meta]
     if leftover:
         raise ModelFileError(f"{p.name} lacks tensors {leftover[:3]}; it is incomplete. Download it again from {DOWNLOAD_HINT}.")
-    return adapter.eval()
+    return adapter.train(False)
 
 
 def load_motion_adapter(path: PathLike, *, dtype: Any = None) -> Any:
@@ -236,7 +236,7 @@ def load_motion_adapter(path: PathLike, *, dtype: Any = None) -> Any:
 
         try:
             kwargs = {"torch_dtype": dtype} if dtype is not None else {}
-            return MotionAdapter.from_pretrained(str(p), local_files_only=True, **kwargs).eval()
+            return MotionAdapter.from_pretrained(str(p), local_files_only=True, **kwargs).train(False)
         except (OSError, ValueError, EnvironmentError) as exc:
             raise ModelFileError(f"motion model folder {p} could not be loaded: {exc}. {_where(MOTION_FOLDER)}") from exc
     raw = read_state_dict(p, what="motion model", folder=MOTION_FOLDER)
@@ -339,4 +339,4 @@ def load_sparsectrl(path: PathLike, *, dtype: Any = None) -> Any:
             f"{p.name} is a SparseCtrl model for {model.config.conditioning_channels}-channel hints (scribble?); "
             "the keyframe option needs the RGB SparseCtrl (conditioning_channels 4)."
         )
-    return model.eval()
+    return model.train(False)

@@ -58,7 +58,7 @@ def _tiny_depth_anything(seed: int):
         fusion_hidden_size=16, head_hidden_size=8, initializer_range=0.1,
     )
     torch.manual_seed(seed)
-    model = DepthAnythingForDepthEstimation(config).eval()
+    model = DepthAnythingForDepthEstimation(config).train(False)
     with torch.no_grad():
         # The relative head ends in a ReLU; a small positive last bias keeps most pixels above zero.
         model.head.conv3.bias.fill_(0.02)
@@ -99,7 +99,7 @@ def write_depth_anything_v2_small(root: PathLike, *, subfolder: str = annotators
     folder = Path(root) / subfolder if subfolder else Path(root)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    DepthAnythingForDepthEstimation(depth_anything_v2_small_config()).eval().save_pretrained(str(folder), safe_serialization=True)
+    DepthAnythingForDepthEstimation(depth_anything_v2_small_config()).train(False).save_pretrained(str(folder), safe_serialization=True)
     _v2_processor().save_pretrained(str(folder))
     return folder
 

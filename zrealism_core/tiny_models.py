@@ -182,7 +182,7 @@ def tiny_unet(seed: int = 0):
     from diffusers import UNet2DConditionModel
 
     _seeded(seed)
-    return UNet2DConditionModel(**TINY_UNET_CONFIG).eval()
+    return UNet2DConditionModel(**TINY_UNET_CONFIG).train(False)
 
 
 def reinit_zero_convs(controlnet: Any, seed: int = 0, std: float = 0.05) -> Any:
@@ -211,21 +211,21 @@ def tiny_controlnet(seed: int = 1):
     from diffusers import ControlNetModel
 
     _seeded(seed)
-    return reinit_zero_convs(ControlNetModel(**TINY_CONTROLNET_CONFIG), seed).eval()
+    return reinit_zero_convs(ControlNetModel(**TINY_CONTROLNET_CONFIG), seed).train(False)
 
 
 def tiny_vae(seed: int = 0):
     from diffusers import AutoencoderKL
 
     _seeded(seed)
-    return AutoencoderKL(**TINY_VAE_CONFIG).eval()
+    return AutoencoderKL(**TINY_VAE_CONFIG).train(False)
 
 
 def tiny_text_encoder(seed: int = 0):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     _seeded(seed)
-    return CLIPTextModel(CLIPTextConfig(**TINY_TEXT_CONFIG)).eval()
+    return CLIPTextModel(CLIPTextConfig(**TINY_TEXT_CONFIG)).train(False)
 
 
 def clip_tokenizer(folder: Optional[PathLike] = None):

@@ -54,7 +54,7 @@ def tiny_motion_adapter(seed: int = 3, max_seq_length: int = 32, **overrides: An
 
     torch.manual_seed(seed)
     config = dict(TINY_MOTION_CONFIG, motion_max_seq_length=int(max_seq_length), **overrides)
-    adapter = MotionAdapter(**config).eval()
+    adapter = MotionAdapter(**config).train(False)
     # Real adapters are trained; a fresh one starts with small random output projections, so
     # the motion modules would barely change the frames. Make them matter in tests.
     gen = torch.Generator().manual_seed(seed + 77)
@@ -71,7 +71,7 @@ def tiny_sparsectrl(seed: int = 4):
     from diffusers import SparseControlNetModel
 
     torch.manual_seed(seed)
-    model = SparseControlNetModel(**TINY_SPARSECTRL_CONFIG).eval()
+    model = SparseControlNetModel(**TINY_SPARSECTRL_CONFIG).train(False)
     gen = torch.Generator().manual_seed(seed + 1000)
     with torch.no_grad():
         for m in list(model.controlnet_down_blocks) + [model.controlnet_mid_block]:
