@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from .errors import ModelFileError
+from .model_catalog import ROLES
 
 log = logging.getLogger("zrealism")
 
@@ -38,34 +39,6 @@ SAFE_SUFFIXES = (".safetensors",)
 TORCH_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 
 # what each role is, where ComfyUI keeps it, what to download
-ROLES: Dict[str, Dict[str, str]] = {
-    "base": {
-        "what": "SD1.5 checkpoint",
-        "where": "ComfyUI/models/checkpoints/ (a single file) or ComfyUI/models/diffusers/ (a diffusers folder)",
-        "get": "an SD1.5 checkpoint such as v1-5-pruned-emaonly.safetensors "
-        "(huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5) or an SD1.5 fine-tune (e.g. Realistic Vision)",
-    },
-    "depth": {
-        "what": "depth ControlNet (SD1.5)",
-        "where": "ComfyUI/models/controlnet/",
-        "get": "control_v11f1p_sd15_depth (huggingface.co/lllyasviel/ControlNet-v1-1, or the fp16 "
-        "control_v11f1p_sd15_depth_fp16.safetensors from huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors)",
-    },
-    "pose": {
-        "what": "OpenPose ControlNet (SD1.5)",
-        "where": "ComfyUI/models/controlnet/",
-        "get": "control_v11p_sd15_openpose (huggingface.co/lllyasviel/ControlNet-v1-1, or the fp16 "
-        "control_v11p_sd15_openpose_fp16.safetensors from huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors)",
-    },
-    "vae": {
-        "what": "SD1.5 VAE",
-        "where": "ComfyUI/models/vae/",
-        "get": "vae-ft-mse-840000-ema-pruned.safetensors (huggingface.co/stabilityai/sd-vae-ft-mse-original), "
-        "or leave the VAE empty to use the checkpoint's own",
-    },
-}
-
-
 def _hint(role: str) -> str:
     r = ROLES[role]
     return f"Put the {r['what']} in {r['where']}; get {r['get']}."

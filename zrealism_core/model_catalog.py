@@ -1,7 +1,7 @@
 """Which model files the pipeline needs, where ComfyUI keeps them, and where to get them.
 
-One table serves the CLI's model discovery (`--models DIR`, a folder laid out like ComfyUI's
-`models/`), its "missing models" message, and the README's models table.
+One table serves the loaders' error messages, the CLI's model discovery (`--models DIR`, a folder
+laid out like ComfyUI's `models/`) and its "missing models" message.
 """
 from __future__ import annotations
 
@@ -17,24 +17,51 @@ class ModelRole:
     key: str  # ModelPaths attribute
     what: str
     folder: str  # ComfyUI models/ sub-folder
-    example: str  # a file name users recognise
-    source: str  # where to download it by hand
+    get: str  # what to download, and from where (by hand)
     keywords: Tuple[str, ...] = ()  # file-name hints used to pick among several files
     needed_for: str = "still"  # "still" or "video"
 
 
+# What each model role is, where ComfyUI keeps it, and what to get: used by the loaders' errors.
+ROLES: Dict[str, Dict[str, str]] = {
+    "base": {
+        "what": "SD1.5 checkpoint",
+        "where": "ComfyUI/models/checkpoints/ (a single file) or ComfyUI/models/diffusers/ (a diffusers folder)",
+        "get": "an SD1.5 checkpoint such as v1-5-pruned-emaonly.safetensors "
+        "(huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5) or an SD1.5 fine-tune (e.g. Realistic Vision)",
+    },
+    "depth": {
+        "what": "depth ControlNet (SD1.5)",
+        "where": "ComfyUI/models/controlnet/",
+        "get": "control_v11f1p_sd15_depth (huggingface.co/lllyasviel/ControlNet-v1-1, or the fp16 "
+        "control_v11f1p_sd15_depth_fp16.safetensors from huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors)",
+    },
+    "pose": {
+        "what": "OpenPose ControlNet (SD1.5)",
+        "where": "ComfyUI/models/controlnet/",
+        "get": "control_v11p_sd15_openpose (huggingface.co/lllyasviel/ControlNet-v1-1, or the fp16 "
+        "control_v11p_sd15_openpose_fp16.safetensors from huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors)",
+    },
+    "vae": {
+        "what": "SD1.5 VAE",
+        "where": "ComfyUI/models/vae/",
+        "get": "vae-ft-mse-840000-ema-pruned.safetensors (huggingface.co/stabilityai/sd-vae-ft-mse-original), "
+        "or leave the VAE empty to use the checkpoint's own",
+    },
+    "motion": {
+        "what": "AnimateDiff SD1.5 motion module",
+        "where": "ComfyUI/models/animatediff_models/",
+        "get": "mm_sd_v15_v2.ckpt (huggingface.co/guoyww/animatediff)",
+    },
+}
+
 CATALOG: Tuple[ModelRole, ...] = (
-    ModelRole("checkpoint", "Stable Diffusion 1.5 checkpoint (single file or diffusers folder)", "checkpoints",
-              "v1-5-pruned-emaonly.safetensors", "huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5 (or any SD1.5 fine-tune)",
+    ModelRole("checkpoint", ROLES["base"]["what"], "checkpoints", ROLES["base"]["get"],
               ("realistic", "photo", "v1-5", "sd15", "sd-v1")),
-    ModelRole("depth_controlnet", "Depth ControlNet for SD1.5", "controlnet",
-              "control_v11f1p_sd15_depth_fp16.safetensors", "huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors",
-              ("depth",)),
-    ModelRole("pose_controlnet", "OpenPose ControlNet for SD1.5", "controlnet",
-              "control_v11p_sd15_openpose_fp16.safetensors", "huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors",
-              ("openpose", "pose")),
-    ModelRole("motion_adapter", "AnimateDiff SD1.5 motion module", "animatediff_models",
-              "mm_sd_v15_v2.ckpt", "huggingface.co/guoyww/animatediff", ("v15", "sd15", "mm_"), needed_for="video"),
+    ModelRole("depth_controlnet", ROLES["depth"]["what"], "controlnet", ROLES["depth"]["get"], ("depth",)),
+    ModelRole("pose_controlnet", ROLES["pose"]["what"], "controlnet", ROLES["pose"]["get"], ("openpose", "pose")),
+    ModelRole("motion_adapter", ROLES["motion"]["what"], "animatediff_models", ROLES["motion"]["get"],
+              ("v15", "sd15", "mm_"), needed_for="video"),
 )
 
 ANNOTATOR_FOLDER = "zrealism_annotators"
@@ -104,20 +131,13 @@ def missing_models_message(roles: Sequence[ModelRole], models_dir: Optional[Path
     base = Path(models_dir) if models_dir else Path("ComfyUI/models")
     lines = ["These model files are needed and were not found:"]
     for r in roles:
-        lines.append(f"  - {r.what}: put e.g. {r.example} in {base / r.folder}/  (get it from {r.source})")
+        lines.append(f"  - {r.what}: put it in {base / r.folder}/ ; get {r.get}")
     lines.append(
         "Point --models at a ComfyUI models/ folder that has them, or pass the files explicitly "
         "(--checkpoint, --depth-controlnet, --pose-controlnet, --motion-adapter). "
         "To check the install without any download, run `zrealism selftest`."
     )
     return "\n".join(lines)
-
-
-def readme_table() -> str:
-    rows = ["| model | ComfyUI folder | example file | where to get it |", "|---|---|---|---|"]
-    for r in CATALOG:
-        rows.append(f"| {r.what} | `models/{r.folder}/` | `{r.example}` | {r.source} |")
-    return "\n".join(rows)
 
 
 def as_dict(paths: ModelPaths) -> Dict[str, Optional[str]]:
