@@ -82,6 +82,15 @@ def main(argv=None) -> int:
         print("no benchmark selected", file=sys.stderr)
         return 2
 
+    header = (
+        "# Benchmark results\n\n"
+        f"Written by `python benchmarks/run_all.py` on {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}.\n\n"
+        f"- machine: {_cpu_model()}, {os.cpu_count()} cores, {_mem_gib()} RAM, no GPU used\n"
+        f"- Python {platform.python_version()} on {platform.system()} {platform.machine()}\n"
+        f"- {_versions()}\n\n"
+        "Every figure below is printed by the benchmark script named in the heading; goals are in each\n"
+        "script's output. A 2-core machine times other work too: the load average is given per script.\n\n"
+    )
     sections = []
     failures = 0
     for name, script in chosen:
@@ -103,17 +112,9 @@ def main(argv=None) -> int:
         sections.append(
             f"## {script.name}\n\n{status}; wall {wall:.1f} s; load average before: {load_before}\n\n```\n{body}\n```\n"
         )
+        # written after every script, so a stopped run keeps what it measured
+        Path(args.out).write_text(header + "\n".join(sections))
 
-    header = (
-        "# Benchmark results\n\n"
-        f"Written by `python benchmarks/run_all.py` on {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}.\n\n"
-        f"- machine: {_cpu_model()}, {os.cpu_count()} cores, {_mem_gib()} RAM, no GPU used\n"
-        f"- Python {platform.python_version()} on {platform.system()} {platform.machine()}\n"
-        f"- {_versions()}\n\n"
-        "Every figure below is printed by the benchmark script named in the heading; goals are in each\n"
-        "script's output. A 2-core machine times other work too: the load average is given per script.\n\n"
-    )
-    Path(args.out).write_text(header + "\n".join(sections))
     print(f"wrote {args.out}")
     return 1 if failures else 0
 
