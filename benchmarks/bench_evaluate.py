@@ -22,31 +22,22 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from zrealism_core.evaluation import evaluate, evaluate_video  # noqa: E402
 from zrealism_core.metrics.temporal import temporal_consistency  # noqa: E402
-from zrealism_core.sample import sample_character  # noqa: E402
+from zrealism_core.sample import pink_noise, sample_character  # noqa: E402
 
 SIZE = 512
-
-
-def _pink(n: int, seed: int, beta: float) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    f = np.fft.fftfreq(n)
-    r = np.hypot(*np.meshgrid(f, f))
-    r[0, 0] = 1.0
-    im = np.real(np.fft.ifft2((rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))) / r**beta))
-    return ((im - im.mean()) / im.std()).astype(np.float32)
 
 
 def _pairs():
     drawing = sample_character(SIZE, (1.0, 1.0, 1.0))
     mask = sample_character(SIZE)[..., 3:4] > 0.5
-    tex = 1.0 + 0.10 * _pink(SIZE, 0, 1.5)[..., None]
+    tex = 1.0 + 0.10 * pink_noise(SIZE, 0, 1.5)[..., None]
     result = np.clip(np.where(mask, cv2.GaussianBlur(drawing, (0, 0), 0.8) * tex, drawing), 0, 1).astype(np.float32)
     try:
         from skimage import data
 
         photo = cv2.resize(data.astronaut(), (SIZE, SIZE), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     except Exception:  # skimage data missing: a synthetic full-frame texture instead
-        photo = np.clip(0.5 + 0.15 * np.stack([_pink(SIZE, s, 2.0) for s in range(3)], -1), 0, 1)
+        photo = np.clip(0.5 + 0.15 * np.stack([pink_noise(SIZE, s, 2.0) for s in range(3)], -1), 0, 1)
     return drawing, result, photo
 
 

@@ -12,19 +12,10 @@ from zrealism_core import evaluate, evaluate_video
 from zrealism_core.errors import InputError
 from zrealism_core.images import load_image, save_image
 from zrealism_core.panel import render_panel
-from zrealism_core.sample import sample_character
+from zrealism_core.sample import pink_noise, sample_character
 
 REFERENCE_SCORES = ("silhouette", "edge", "color", "palette")
 SIZE = 192
-
-
-def pink_noise(n: int, seed: int, beta: float) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    f = np.fft.fftfreq(n)
-    r = np.hypot(*np.meshgrid(f, f))
-    r[0, 0] = 1.0
-    im = np.real(np.fft.ifft2((rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))) / r**beta))
-    return ((im - im.mean()) / im.std()).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

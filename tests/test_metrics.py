@@ -11,21 +11,11 @@ import numpy as np
 import pytest
 
 from zrealism_core.color import lab_to_rgb, rgb_to_lab
+from zrealism_core.sample import pink_noise
 from zrealism_core.metrics import calibration, colour, edges, silhouette, temporal, texture
 
 
 # ---------------------------------------------------------------- generated images
-
-def pink_noise(n: int, seed: int = 0, beta: float = 1.5) -> np.ndarray:
-    """Zero-mean, unit-std noise with a 1/f^beta amplitude spectrum (natural-image-like)."""
-    rng = np.random.default_rng(seed)
-    f = np.fft.fftfreq(n)
-    fx, fy = np.meshgrid(f, f)
-    r = np.hypot(fx, fy)
-    r[0, 0] = 1.0
-    im = np.real(np.fft.ifft2((rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))) / r**beta))
-    return ((im - im.mean()) / im.std()).astype(np.float32)
-
 
 def textured_scene(n: int = 256, seed: int = 0) -> np.ndarray:
     """A colourful, textured RGB test scene (blobs of colour with 1/f texture)."""

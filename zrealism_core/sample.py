@@ -165,3 +165,14 @@ def write_sample(path: Union[str, Path], size: int = 512, background: Optional[U
     from .images import save_image
 
     return save_image(sample_character(size, background), path)
+
+
+def pink_noise(n: int, seed: int = 0, beta: float = 1.5) -> np.ndarray:
+    """Zero-mean, unit-std n x n noise with a 1/f^beta amplitude spectrum: a natural-image-like
+    texture for tests and benchmarks of the realism metrics."""
+    rng = np.random.default_rng(seed)
+    f = np.fft.fftfreq(n)
+    r = np.hypot(*np.meshgrid(f, f))
+    r[0, 0] = 1.0
+    im = np.real(np.fft.ifft2((rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))) / r**beta))
+    return ((im - im.mean()) / im.std()).astype(np.float32)
