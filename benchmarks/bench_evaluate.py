@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from zrealism_core.evaluation import evaluate, evaluate_video  # noqa: E402
 from zrealism_core.metrics.temporal import temporal_consistency  # noqa: E402
-from zrealism_core.sample import pink_noise, sample_character  # noqa: E402
+from zrealism_core.imaging.sample import pink_noise, sample_character  # noqa: E402
 
 SIZE = 512
 

@@ -13,7 +13,8 @@ ap = argparse.ArgumentParser()
 ap.add_argument("workdir", nargs="?", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "_cache", "maps")); ap.add_argument("--device", default="cpu"); ap.add_argument("--reps", type=int, default=3)
 ap.add_argument("--only", default="depth_anything,midas,openpose")
 a = ap.parse_args()
-from zrealism_core import control_maps as cm, tiny_annotators as ta
+from zrealism_core import control_maps as cm
+from zrealism_core.testing import tiny_annotators as ta
 import torch
 root = a.workdir
 t = time.perf_counter()

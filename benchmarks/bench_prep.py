@@ -45,8 +45,8 @@ def main(argv=None) -> int:
 
     from zrealism_core.analysis import analyze
     from zrealism_core.prep import prepare_white_background
-    from zrealism_core.sample import sample_character
-    from zrealism_core.tokens import count_tokens
+    from zrealism_core.imaging.sample import sample_character
+    from zrealism_core.text.tokens import count_tokens
 
     n = args.size
     flat = sample_character(n, "flat")  # float32 H,W,3 (what a ComfyUI IMAGE gives)

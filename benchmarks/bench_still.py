@@ -75,8 +75,8 @@ def build_components(dtype, device="cpu", seed: int = 0):
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from zrealism_core import tiny_models as tm
-    from zrealism_core.loaders import SD15_CONFIG_DIR, tokenizer_for
+    from zrealism_core.testing import tiny_models as tm
+    from zrealism_core.models.loaders import SD15_CONFIG_DIR, tokenizer_for
 
     torch.manual_seed(seed)
     with torch.device(device):
@@ -106,7 +106,7 @@ def make_pipes(mods, tok, sched, device, dtype):
     from diffusers import MultiControlNetModel, StableDiffusionControlNetImg2ImgPipeline
 
     from zrealism_core.engine import ZRealismPipeline
-    from zrealism_core.loaders import skipping_multi_controlnet
+    from zrealism_core.models.loaders import skipping_multi_controlnet
 
     common = dict(vae=mods["vae"], text_encoder=mods["text_encoder"], tokenizer=tok, unet=mods["unet"],
                   scheduler=sched, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
@@ -139,8 +139,8 @@ def run_ours(ours, args, size, prepare=None):
 def run_plain(sd, args, size, device):
     import torch
 
-    from zrealism_core.images import to_pil
-    from zrealism_core.schedulers import make_scheduler
+    from zrealism_core.imaging.images import to_pil
+    from zrealism_core.models.schedulers import make_scheduler
 
     img, depth, pose = inputs(size)
     t = time.perf_counter()
@@ -238,7 +238,7 @@ def cpu_rss_side(args) -> dict:
 def gpu_bench(args) -> dict:
     import torch
 
-    from zrealism_core.runtime import Attempt
+    from zrealism_core.models.runtime import Attempt
 
     dev = torch.device("cuda")
     out: dict = dict(gpu=torch.cuda.get_device_name(0), size=args.gpu_size, steps=args.steps, denoise=args.denoise)
@@ -315,7 +315,7 @@ def ldm_roundtrip(args) -> dict:
 
     import torch
 
-    from zrealism_core import tiny_models as tm
+    from zrealism_core.testing import tiny_models as tm
     from zrealism_core.engine import load_pipeline, transform
 
     dev = "cuda" if args.gpu else "cpu"

@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from zrealism_core import analyze, prepare_white_background
-from zrealism_core.images import to_uint8
-from zrealism_core.sample import sample_character
+from zrealism_core.imaging.images import to_uint8
+from zrealism_core.imaging.sample import sample_character
 
 drawing = sample_character(384, background="flat")
 prep = prepare_white_background(drawing)

@@ -74,8 +74,8 @@ class ZRealism_AnimateDiffFuse:
                 depth_map: Any = None, pose_map: Any = None, mask: Any = None, params: Any = None) -> Tuple[Any, float]:
         from ..zrealism_core.animation import animate
         from ..zrealism_core.engine import ZRealismPipeline
-        from ..zrealism_core.motion import MotionModel
-        from ..zrealism_core.runtime import expected_steps
+        from ..zrealism_core.models.motion import MotionModel
+        from ..zrealism_core.models.runtime import expected_steps
 
         if not isinstance(pipe, ZRealismPipeline):
             raise InputError("pipe must come from Z-Realism Model Loader.")

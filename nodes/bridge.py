@@ -150,7 +150,7 @@ ANNOTATOR_FOLDER = "zrealism_annotators"
 
 
 def annotator_dirs() -> List[str]:
-    """Folders the control-map detectors search, in this order (zrealism_core.annotators walks each):
+    """Folders the control-map detectors search, in this order (zrealism_core.models.annotators walks each):
 
     1. ComfyUI's `zrealism_annotators` model folder(s) (models/zrealism_annotators/ plus any
        extra_model_paths.yaml entries), listed even when missing so the error says where to create it;

@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional, Tuple
 from . import bridge
 from ..zrealism_core.errors import InputError
 from ..zrealism_core.params import SAMPLER_DEFAULTS as D, apply_params
-from ..zrealism_core.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
+from ..zrealism_core.models.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
 
 def _float(default: float, lo: float, hi: float, step: float, tooltip: str) -> tuple:
     return ("FLOAT", {"default": default, "min": lo, "max": hi, "step": step, "tooltip": tooltip})
@@ -80,7 +80,7 @@ class ZRealism_DualControlNetSampler:
                pose_start: float, pose_end: float, scheduler: str, color_lock: float,
                depth_method: str = "auto", detect_resolution: int = 512, mask: Any = None, depth_map: Any = None, pose_map: Any = None, params: Any = None) -> Tuple[Any, Any, Any]:
         from ..zrealism_core.engine import ZRealismPipeline, transform
-        from ..zrealism_core.runtime import expected_steps
+        from ..zrealism_core.models.runtime import expected_steps
 
         if not isinstance(pipe, ZRealismPipeline):
             raise InputError("pipe must come from Z-Realism Model Loader.")

@@ -1,5 +1,5 @@
 """ZRealism_MotionModelLoader: AnimateDiff motion module (+ optional motion LoRA, SparseCtrl) -> ZREALISM_MOTION
-(core: zrealism_core.motion)."""
+(core: zrealism_core.models.motion)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from typing import Any, List, Optional, Tuple
 
 from . import bridge
 from ..zrealism_core.errors import ModelFileError
-from ..zrealism_core.motion import (
+from ..zrealism_core.models.motion import (
     DOWNLOAD_HINT, MOTION_FOLDER, MOTION_LORA_FOLDER, SPARSECTRL_FOLDER, MotionModel,
     load_motion_adapter, load_motion_lora, load_sparsectrl,
 )

@@ -1,5 +1,5 @@
 """ZRealism_SaveVideo: IMAGE frames -> MP4 (h264, yuv420p) / GIF / WebP in ComfyUI's output folder, with a
-preview in the UI (core: zrealism_core.video.write_video)."""
+preview in the UI (core: zrealism_core.imaging.video.write_video)."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ from typing import Any, Dict
 
 from . import bridge
 from ..zrealism_core.errors import InputError
-from ..zrealism_core.video import VIDEO_FORMATS
+from ..zrealism_core.imaging.video import VIDEO_FORMATS
 
 
 def next_path(output_dir: str, filename_prefix: str, ext: str) -> tuple:
@@ -61,7 +61,7 @@ class ZRealism_SaveVideo:
         }
 
     def save(self, frames: Any, fps: float, format: str = "mp4", filename_prefix: str = "ZRealism/clip") -> Dict[str, Any]:
-        from ..zrealism_core.video import write_video
+        from ..zrealism_core.imaging.video import write_video
 
         if format not in VIDEO_FORMATS:
             raise InputError(f"format must be one of {', '.join(VIDEO_FORMATS)}; got {format!r}.")

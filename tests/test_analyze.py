@@ -10,8 +10,8 @@ import pytest
 from zrealism_core import Analysis, InputError, RecommendedParams, analyze
 from zrealism_core.analysis import RANGES, recommend
 from zrealism_core.cli import main as cli_main
-from zrealism_core.sample import sample_character, write_sample
-from zrealism_core.tokens import count_tokens
+from zrealism_core.imaging.sample import sample_character, write_sample
+from zrealism_core.text.tokens import count_tokens
 
 FEATURES = {"edge_density", "line_art_ratio", "gradient_energy", "laplacian_energy", "palette_size",
             "local_variance", "flat_fraction", "saturation", "brightness", "contrast", "subject_area",

@@ -13,7 +13,7 @@ from zrealism_core import CancelledError, InputError
 from zrealism_core.animation import (
     animate, build_motion_unet, crossfade_tail, loop_tail_frames, motion_pipeline, shares_unet_weights,
 )
-from zrealism_core.tiny_motion import tiny_motion_adapter, tiny_sparsectrl, write_tiny_motion_lora
+from zrealism_core.testing.tiny_motion import tiny_motion_adapter, tiny_sparsectrl, write_tiny_motion_lora
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -190,7 +190,7 @@ def test_loop_options_end_to_end(tiny_pipe, adapter):
 
 
 def test_color_lock_pulls_frames_toward_the_still(tiny_pipe, adapter):
-    from zrealism_core.color import rgb_to_lab
+    from zrealism_core.imaging.colour import rgb_to_lab
 
     still = smooth_image(24, 32, 4)
     free = run(tiny_pipe, adapter, still=still, color_lock=0.0)
@@ -207,7 +207,7 @@ def test_color_lock_pulls_frames_toward_the_still(tiny_pipe, adapter):
 
 
 def test_motion_adapter_from_a_file_path(tiny_pipe, tmp_path):
-    from zrealism_core.tiny_motion import write_tiny_motion_adapter
+    from zrealism_core.testing.tiny_motion import write_tiny_motion_adapter
 
     path = write_tiny_motion_adapter(tmp_path / "mm_tiny_v2.safetensors", max_seq_length=8)
     from_file = run(tiny_pipe, str(path))

@@ -1,4 +1,4 @@
-"""zrealism_core.motion: motion modules, motion LoRAs and SparseCtrl from files laid out like the
+"""zrealism_core.models.motion: motion modules, motion LoRAs and SparseCtrl from files laid out like the
 real downloads (guoyww's original keys), offline, with clear errors."""
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from zrealism_core import ModelFileError, ZRealismError
-from zrealism_core import motion
-from zrealism_core.motion import (
+from zrealism_core.models import motion
+from zrealism_core.models.motion import (
     MotionModel, as_motion_model, infer_motion_config, load_motion_adapter, load_motion_lora, load_sparsectrl,
 )
-from zrealism_core.tiny_motion import (
+from zrealism_core.testing.tiny_motion import (
     motion_to_original, tiny_motion_adapter, tiny_motion_lora_state_dict, tiny_sparsectrl,
     write_tiny_motion_adapter, write_tiny_motion_lora, write_tiny_sparsectrl,
 )
@@ -130,7 +130,7 @@ def test_sparsectrl_folder_and_errors(tmp_path):
     with pytest.raises(ModelFileError, match="diffusers folder"):
         load_sparsectrl(write_tiny_motion_adapter(tmp_path / "x.safetensors"))
     from diffusers import SparseControlNetModel
-    from zrealism_core.tiny_motion import TINY_SPARSECTRL_CONFIG
+    from zrealism_core.testing.tiny_motion import TINY_SPARSECTRL_CONFIG
 
     torch.manual_seed(0)
     scribble = SparseControlNetModel(**dict(TINY_SPARSECTRL_CONFIG, conditioning_channels=3, use_simplified_condition_embedding=False))

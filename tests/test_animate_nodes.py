@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from fakes.engine_fixtures import comfy_fakes, tiny_set  # noqa: F401 (fixtures)
-from zrealism_core.tiny_motion import write_tiny_motion_adapter, write_tiny_motion_lora, write_tiny_sparsectrl
-from zrealism_core.video import read_video
+from zrealism_core.testing.tiny_motion import write_tiny_motion_adapter, write_tiny_motion_lora, write_tiny_sparsectrl
+from zrealism_core.imaging.video import read_video
 
 
 @pytest.fixture(autouse=True, scope="module")

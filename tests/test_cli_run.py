@@ -11,8 +11,8 @@ import pytest
 
 from zrealism_core.cli import main
 from zrealism_core.commands.selftest import write_tiny_models_dir
-from zrealism_core.images import load_image, save_image, to_uint8
-from zrealism_core.sample import sample_character
+from zrealism_core.imaging.images import load_image, save_image, to_uint8
+from zrealism_core.imaging.sample import sample_character
 
 RUN_FAST = ["--size", "64", "--steps", "4", "--device", "cpu", "--dtype", "fp32", "--no-progress"]
 
@@ -44,7 +44,7 @@ def test_run_still_and_video_writes_every_output(models_dir, tmp_path, capsys):
     assert 0.0 <= doc["video"]["scores"]["temporal"] <= 1.0
     result = load_image(out / "result.png")
     assert result.shape[:2] == (64, 64)
-    from zrealism_core.video import read_video
+    from zrealism_core.imaging.video import read_video
 
     frames, fps = read_video(out / "result.mp4")
     assert len(frames) == 4 and fps == pytest.approx(6.0)
@@ -116,7 +116,7 @@ def test_node_graph_and_cli_give_the_same_result(models_dir, tmp_path, pack):
                  "--device", "cpu", "--dtype", "fp32", "--no-progress"]) == 0
     cli_result = (load_image(out / "result.png") * 255 + 0.5).astype(np.uint8)
 
-    from zrealism_core.model_catalog import discover
+    from zrealism_core.models.catalog import discover
 
     paths = discover(models_dir)
     nodes = pack.nodes.NODE_CLASS_MAPPINGS

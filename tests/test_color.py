@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zrealism_core.color import ciede2000, delta_e_rgb, lab_to_rgb, rgb_to_lab, rgb_to_lab_fast
+from zrealism_core.imaging.colour import ciede2000, delta_e_rgb, lab_to_rgb, rgb_to_lab, rgb_to_lab_fast
 
 
 def test_ciede2000_matches_sharma_2005(shared_dir):

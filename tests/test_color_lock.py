@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from zrealism_core import InputError
-from zrealism_core.color import rgb_to_lab
-from zrealism_core.color_lock import color_lock, masked_lab_stats
-from zrealism_core.sample import sample_character
+from zrealism_core.imaging.colour import rgb_to_lab
+from zrealism_core.imaging.color_lock import color_lock, masked_lab_stats
+from zrealism_core.imaging.sample import sample_character
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zrealism_core import annotators, control_maps
+from zrealism_core import control_maps
+
+from zrealism_core.models import annotators
 from zrealism_core.errors import InputError, ModelFileError
-from zrealism_core.tiny_annotators import write_openpose_files, write_tiny_depth_anything
+from zrealism_core.testing.tiny_annotators import write_openpose_files, write_tiny_depth_anything
 
 
 @pytest.fixture(autouse=True)
@@ -349,7 +351,7 @@ def test_pose_skeleton_lands_where_the_person_is_in_the_input_frame(aux_ckpts, m
 def test_original_layout_file_gives_the_same_map_as_the_transformers_folder(da_root, tmp_path):
     import torch
 
-    from zrealism_core.tiny_annotators import write_tiny_depth_anything_original
+    from zrealism_core.testing.tiny_annotators import write_tiny_depth_anything_original
 
     aux = tmp_path / "ckpts" / "depth-anything" / "Depth-Anything-V2-Small"
     path = write_tiny_depth_anything_original(aux, seed=0)  # same weights as da_root (seed 0)

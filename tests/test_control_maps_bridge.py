@@ -6,9 +6,7 @@ import types
 
 import pytest
 
-from zrealism_core import annotators
-
-
+from zrealism_core.models import annotators
 def _fake_folder_paths(models_dir, custom_nodes):
     table = {"custom_nodes": ([str(custom_nodes)], set())}
 

@@ -56,8 +56,8 @@ def test_core_imports_with_comfyui_blocked():
         sys.meta_path.insert(0, Block())
         import zrealism_core
         from zrealism_core import prepare_white_background, analyze, InputError
-        import zrealism_core.color_lock, zrealism_core.sample, zrealism_core.tokens, zrealism_core.cli
-        from zrealism_core.sample import sample_character
+        import zrealism_core.imaging.color_lock, zrealism_core.imaging.sample, zrealism_core.text.tokens, zrealism_core.cli
+        from zrealism_core.imaging.sample import sample_character
         r = prepare_white_background(sample_character(64, "flat"))
         assert r.image.shape == (64, 64, 3)
         bad = [m for m in sys.modules if m.split(".")[0] in BLOCKED]

@@ -10,10 +10,8 @@ import pytest
 import torch
 
 from zrealism_core import CancelledError, InputError, ZRealismError
-from zrealism_core import device as dv
-from zrealism_core import runtime as rt
-
-
+from zrealism_core.models import device as dv
+from zrealism_core.models import runtime as rt
 @pytest.fixture
 def no_gpu(monkeypatch):
     monkeypatch.setattr(dv, "cuda_usable", lambda: False)
@@ -152,8 +150,8 @@ def test_stage_logs_time(caplog):
 
 
 def test_schedulers():
-    from zrealism_core.schedulers import SCHEDULER_NAMES, make_scheduler
-    from zrealism_core.tiny_models import SD15_SCHEDULER_CONFIG
+    from zrealism_core.models.schedulers import SCHEDULER_NAMES, make_scheduler
+    from zrealism_core.testing.tiny_models import SD15_SCHEDULER_CONFIG
 
     s = make_scheduler("dpmpp_2m_karras", SD15_SCHEDULER_CONFIG)
     assert type(s).__name__ == "DPMSolverMultistepScheduler" and s.config.use_karras_sigmas

@@ -6,7 +6,7 @@ import pytest
 
 from fakes.engine_fixtures import _one_thread, rand_image, tiny_set  # noqa: F401 (fixtures)
 from zrealism_core.cli import main
-from zrealism_core.images import load_image, save_image
+from zrealism_core.imaging.images import load_image, save_image
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def test_cli_transform_with_given_maps(tiny_set, files, capsys):
 
 
 def test_cli_transform_detects_depth_from_annotator_folder(tiny_set, files, tmp_path):
-    from zrealism_core.tiny_annotators import write_tiny_depth_anything
+    from zrealism_core.testing.tiny_annotators import write_tiny_depth_anything
 
     ann = tmp_path / "annotators"
     write_tiny_depth_anything(ann)  # (OpenPose's real-size files are slow to write: the pose map is given)

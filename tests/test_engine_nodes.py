@@ -142,7 +142,7 @@ def test_sampler_cancel_stops_within_one_step(pack, comfy_fakes, tiny_set):
 
 
 def test_comfy_fallback_prepare_unloads_through_comfy(pack, comfy_fakes, tiny_set):
-    Attempt = pack.zrealism_core.runtime.Attempt
+    Attempt = pack.zrealism_core.models.runtime.Attempt
 
     _install_models(comfy_fakes.models, tiny_set)
     pipe = _load(pack, precision="bf16")

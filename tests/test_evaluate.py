@@ -10,9 +10,9 @@ import pytest
 
 from zrealism_core import evaluate, evaluate_video
 from zrealism_core.errors import InputError
-from zrealism_core.images import load_image, save_image
-from zrealism_core.panel import render_panel
-from zrealism_core.sample import pink_noise, sample_character
+from zrealism_core.imaging.images import load_image, save_image
+from zrealism_core.imaging.panel import render_panel
+from zrealism_core.imaging.sample import pink_noise, sample_character
 
 REFERENCE_SCORES = ("silhouette", "edge", "color", "palette")
 SIZE = 192

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from zrealism_core import InputError
-from zrealism_core.images import load_image, save_image, split_rgb_alpha, to_float_array, to_mask, to_rgb
+from zrealism_core.imaging.images import load_image, save_image, split_rgb_alpha, to_float_array, to_mask, to_rgb
 
 
 def test_dtypes_and_shapes():

@@ -11,8 +11,8 @@ from safetensors.torch import save_file
 
 from fakes.engine_fixtures import _one_thread, rand_image, tiny_set  # noqa: F401 (fixtures)
 from zrealism_core import ModelFileError
-from zrealism_core import loaders
-from zrealism_core import tiny_models as tm
+from zrealism_core.models import loaders
+from zrealism_core.testing import tiny_models as tm
 from zrealism_core.engine import cached_pipelines, load_pipeline, transform, unload_pipeline
 
 

@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from zrealism_core.color import lab_to_rgb, rgb_to_lab
-from zrealism_core.sample import pink_noise
-from zrealism_core.metrics import calibration, colour, edges, silhouette, temporal, texture
+from zrealism_core.imaging.colour import lab_to_rgb, rgb_to_lab
+from zrealism_core.imaging.sample import pink_noise
+from zrealism_core.metrics import calibration, edges, silhouette, temporal, texture
+from zrealism_core.metrics import colour_fidelity as colour
 
 
 # ---------------------------------------------------------------- generated images
@@ -93,7 +94,7 @@ def test_silhouette_falls_with_misalignment():
 # ---------------------------------------------------------------- edges
 
 def test_edge_identity_and_shift_monotonic():
-    from zrealism_core.sample import sample_character
+    from zrealism_core.imaging.sample import sample_character
 
     img = sample_character(256, (1.0, 1.0, 1.0))  # line art on white
     char = img.min(axis=-1) < 0.97

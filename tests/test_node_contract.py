@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from zrealism_core.sample import sample_character
+from zrealism_core.imaging.sample import sample_character
 
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 KNOWN_KEYS = {"required", "optional", "hidden"}

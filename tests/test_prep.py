@@ -9,8 +9,8 @@ from PIL import Image
 
 from zrealism_core import InputError, prepare_white_background
 from zrealism_core.cli import main as cli_main
-from zrealism_core.color import ciede2000, rgb_to_lab
-from zrealism_core.images import load_image
+from zrealism_core.imaging.colour import ciede2000, rgb_to_lab
+from zrealism_core.imaging.images import load_image
 
 SKIN, SHIRT, HAIR, INK = (0.98, 0.85, 0.75), (1.0, 1.0, 1.0), (0.35, 0.2, 0.6), (0.05, 0.04, 0.06)
 
@@ -292,8 +292,8 @@ def test_cli_prep_with_mask_file(tmp_path, character):
 def test_fast_colour_distance_and_border_connectivity_match_references():
     from scipy import ndimage
 
-    from zrealism_core.color import rgb_to_lab_fast
-    from zrealism_core.masks import border_connected, near_colour_u8
+    from zrealism_core.imaging.colour import rgb_to_lab_fast
+    from zrealism_core.imaging.masks import border_connected, near_colour_u8
 
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (120, 150, 3)).astype(np.uint8)

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from zrealism_core import InputError
-from zrealism_core.sample import DEFAULT_BACKGROUND, sample_character, write_sample
+from zrealism_core.imaging.sample import DEFAULT_BACKGROUND, sample_character, write_sample
 
 
 def test_transparent_sample_has_antialiased_alpha_and_white_eyes():

@@ -1,9 +1,7 @@
 """CLIP token counting with the bundled tokenizer (offline)."""
 from __future__ import annotations
 
-from zrealism_core import tokens
-
-
+from zrealism_core.text import tokens
 def test_bundled_files_and_cached_tokenizer():
     vocab, merges = tokens.tokenizer_files()
     assert vocab.stat().st_size > 1_000_000 and merges.stat().st_size > 100_000

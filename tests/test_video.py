@@ -1,4 +1,4 @@
-"""zrealism_core.video: MP4/GIF/WebP/folder round trips, odd sizes, no half-written files."""
+"""zrealism_core.imaging.video: MP4/GIF/WebP/folder round trips, odd sizes, no half-written files."""
 from __future__ import annotations
 
 import subprocess
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from zrealism_core.errors import InputError
-from zrealism_core.video import read_video, write_video
+from zrealism_core.imaging.video import read_video, write_video
 
 
 def _clip(n=6, h=48, w=64, seed=0):
@@ -78,7 +78,7 @@ def test_webp_round_trip(tmp_path):
 
 
 def test_folder_of_images_natural_order(tmp_path):
-    from zrealism_core.images import save_image
+    from zrealism_core.imaging.images import save_image
 
     frames = _clip(n=11)
     for i, f in enumerate(frames):

@@ -5,9 +5,15 @@ Public functions are imported lazily, so `import zrealism_core` stays cheap (no 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 __version__ = "0.1.0"
+
+# shipped configs and tokenizer files (package data)
+DATA_DIR = Path(__file__).resolve().parent / "data"
+SD15_CONFIG_DIR = DATA_DIR / "sd15"
+TOKENIZER_DIR = DATA_DIR / "clip-tokenizer"
 
 # public name -> submodule that defines it
 _EXPORTS = {
@@ -29,8 +35,8 @@ _EXPORTS = {
     "transform": "engine",
     "TransformResult": "engine",
     "animate": "animation",
-    "write_video": "video",
-    "read_video": "video",
+    "write_video": "imaging.video",
+    "read_video": "imaging.video",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

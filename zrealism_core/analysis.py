@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 
 from .errors import InputError
-from .images import split_rgb_alpha, to_mask
-from .masks import border_connected, border_reference_lab, near_colour_u8
-from .tokens import CLIP_MAX_TOKENS, count_tokens, join_fragments, split_fragments
+from .imaging.images import split_rgb_alpha, to_mask
+from .imaging.masks import border_connected, border_reference_lab, near_colour_u8
+from .text.tokens import CLIP_MAX_TOKENS, count_tokens, join_fragments, split_fragments
 
 ANALYSIS_SIZE = 384  # long side of the subject crop the features are measured on
 MIN_SIDE = 8

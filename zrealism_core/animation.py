@@ -42,9 +42,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import InputError, ModelFileError
-from .images import to_pil, to_rgb
-from .motion import MotionLora, MotionModel, as_motion_model, load_motion_lora, require_peft
-from .runtime import Attempt, check_cancel, make_step_callback, run_with_fallback, stage
+from .imaging.images import to_pil, to_rgb
+from .models.motion import MotionLora, MotionModel, as_motion_model, load_motion_lora, require_peft
+from .models.runtime import Attempt, check_cancel, make_step_callback, run_with_fallback, stage
 
 log = logging.getLogger("zrealism")
 
@@ -103,7 +103,7 @@ def build_motion_unet(unet2d: Any, adapter: Any) -> Any:
 def _scheduler_for(sd: Any, name: Optional[str], base_config: Optional[Dict[str, Any]] = None) -> Any:
     """A scheduler of the motion pipeline's own (the still pipeline's is left alone) with the model's
     betas range and AnimateDiff's schedule settings."""
-    from .schedulers import make_scheduler
+    from .models.schedulers import make_scheduler
 
     config = {k: v for k, v in dict(base_config or sd.scheduler.config).items() if not k.startswith("_")}
     config.update(ANIMATEDIFF_SCHEDULER_OVERRIDES)
@@ -357,7 +357,7 @@ def animate(
     """
     import torch
 
-    from .color_lock import color_lock as lock_colors
+    from .imaging.color_lock import color_lock as lock_colors
     from .engine import round_to_8
 
     _check_args(frames, fps, strength, steps, cfg, loop)

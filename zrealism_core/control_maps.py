@@ -16,7 +16,7 @@ Detectors:
 - pose: controlnet-aux OpenposeDetector from body_pose_model.pth, hand_pose_model.pth and facenet.pth
   (its loader reads all three even when hands and face are not drawn).
 
-Files are found by zrealism_core.annotators (see its docstring for the search order). Nothing is
+Files are found by zrealism_core.models.annotators (see its docstring for the search order). Nothing is
 ever downloaded: controlnet-aux's from_pretrained only goes to the hub when it is NOT given an
 existing folder, so we only ever hand it folders that exist and hold the files. Loaded detectors
 stay cached per (kind, path, device) until unload_detectors().
@@ -32,9 +32,9 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
-from . import annotators
+from .models import annotators
 from .errors import InputError, ModelFileError
-from .images import ImageLike, to_rgb, to_uint8
+from .imaging.images import ImageLike, to_rgb, to_uint8
 
 log = logging.getLogger("zrealism")
 

@@ -22,11 +22,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import device as devices
-from . import runtime
+from .models import device as devices
+from .models import runtime
 from .errors import InputError
-from .images import to_mask, to_rgb
-from .schedulers import DEFAULT_SCHEDULER, make_scheduler
+from .imaging.images import to_mask, to_rgb
+from .models.schedulers import DEFAULT_SCHEDULER, make_scheduler
 
 log = logging.getLogger("zrealism")
 
@@ -184,7 +184,7 @@ def load_pipeline(
       annotator_dirs: folders with detector weights for automatic depth/pose maps
     Models are loaded on the CPU; a job moves them to the device (so OOM fallback covers it).
     """
-    from . import loaders
+    from .models import loaders
 
     config = options.pop("config", None)
     fallback = bool(options.pop("fallback", True))
@@ -273,7 +273,7 @@ def _resize_rgb(arr: np.ndarray, h: int, w: int) -> np.ndarray:
         return arr
     from PIL import Image
 
-    from .images import to_pil
+    from .imaging.images import to_pil
 
     out = to_pil(arr).resize((w, h), Image.LANCZOS)
     return np.asarray(out, dtype=np.float32) / 255.0
@@ -402,7 +402,7 @@ def transform(
     pose8 = _control_map(pose_map, "pose map", h, w, detect_pose)
     runtime.check_cancel(cancel)
 
-    from .images import to_pil
+    from .imaging.images import to_pil
 
     init_pil, depth_pil, pose_pil = to_pil(rgb8), to_pil(depth8), to_pil(pose8)
 
@@ -439,7 +439,7 @@ def transform(
         )
 
     if color_lock > 0:
-        from .color_lock import color_lock as _color_lock
+        from .imaging.color_lock import color_lock as _color_lock
 
         with runtime.stage("colour lock", timings):
             result = _color_lock(result, rgb8, mask8, strength=float(color_lock))

@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 
 from .errors import InputError
-from .images import split_rgb_alpha, to_mask
-from .masks import white_background_subject_mask
+from .imaging.images import split_rgb_alpha, to_mask
+from .imaging.masks import white_background_subject_mask
 from .metrics.calibration import MASK_ERODE_PX, scale_for
-from .metrics.colour import color_fidelity, moments_diagnostic, palette_fidelity, region_lab
+from .metrics.colour_fidelity import color_fidelity, moments_diagnostic, palette_fidelity, region_lab
 from .metrics.edges import edge_fidelity
 from .metrics.silhouette import silhouette_score
 from .metrics.temporal import temporal_consistency

@@ -23,10 +23,10 @@ from typing import Any, Tuple
 import cv2
 import numpy as np
 
-from .color import rgb_to_lab_fast
+from .imaging.colour import rgb_to_lab_fast
 from .errors import InputError
-from .images import split_rgb_alpha, to_mask
-from .masks import border_connected, border_pixels, border_reference_lab, near_colour_u8
+from .imaging.images import split_rgb_alpha, to_mask
+from .imaging.masks import border_connected, border_pixels, border_reference_lab, near_colour_u8
 
 MIN_SIDE = 8  # smaller images carry no usable character (and no border to read a background from)
 

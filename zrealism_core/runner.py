@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from .errors import InputError, ModelFileError
-from .model_catalog import CATALOG, ModelPaths, missing_models_message
+from .models.catalog import CATALOG, ModelPaths, missing_models_message
 
 log = logging.getLogger("zrealism")
 
@@ -154,8 +154,8 @@ def run_image(
     from .analysis import analyze
     from .engine import transform
     from .evaluation import evaluate, evaluate_video
-    from .images import load_image, save_image
-    from .panel import render_panel
+    from .imaging.images import load_image, save_image
+    from .imaging.panel import render_panel
     from .params import SAMPLER_DEFAULTS, apply_params
     from .prep import prepare_white_background
 
@@ -238,7 +238,7 @@ def run_image(
         "panel": save_image(panel, out_dir / "report.png"),
     }
     if frames is not None:
-        from .video import write_video
+        from .imaging.video import write_video
 
         files["video"] = write_video(list(frames), out_dir / f"result.{options.video_format}", options.fps)
     scores = dict(report.scores)
@@ -310,7 +310,7 @@ def run_batch(
     pipe = load_models(models, device=device, dtype=dtype, config=config)
     motion = None
     if options.video:
-        from .motion import as_motion_model
+        from .models.motion import as_motion_model
 
         motion = as_motion_model(models.motion_adapter)
     load_s = time.perf_counter() - t0

@@ -1,7 +1,7 @@
 """Fixtures shared by the engine/loader/device/node tests (import them into a test module).
 
 - tiny_set: tiny random-weight models written once per test process (LDM single file + config
-  folder, diffusers folder, ControlNets in both layouts, a VAE) - zrealism_core.tiny_models.
+  folder, diffusers folder, ControlNets in both layouts, a VAE) - zrealism_core.testing.tiny_models.
 - tiny_pipe: the tiny single file + ControlNets loaded on the CPU (fp32), once per process.
 - comfy_fakes: installs tests/fakes/{folder_paths, comfy.*} in sys.modules and points nodes/bridge.py
   at them for one test; yields a namespace with the fake modules and a models root to fill.
@@ -47,7 +47,7 @@ def _one_thread():
 
 @functools.lru_cache(maxsize=None)
 def _tiny_set():
-    from zrealism_core.tiny_models import write_tiny_model_set
+    from zrealism_core.testing.tiny_models import write_tiny_model_set
 
     root = tempfile.mkdtemp(prefix="zr-tiny-")
     atexit.register(shutil.rmtree, root, True)

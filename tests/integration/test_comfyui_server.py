@@ -7,7 +7,7 @@ requirements installed:
 
 What it does: starts `main.py --cpu` on a free loopback port, with an --extra-model-paths-config
 yaml whose `custom_nodes:` entry holds a symlink to this repository and whose model folders hold
-tiny random-weight models written by zrealism_core.tiny_models / tiny_motion / tiny_annotators;
+tiny random-weight models written by zrealism_core.testing.tiny_models / tiny_motion / tiny_annotators;
 then posts each workflows/api/*.json to /prompt (model names, sizes, steps and frame counts patched
 down in the posted copy), waits on /history, and checks the outputs. It also checks /object_info
 (our nodes, with a tooltip on every input) and /workflow_templates.
@@ -82,8 +82,10 @@ def _free_port() -> int:
 def write_models(models: Path) -> Dict[str, str]:
     """Tiny random-weight models in a ComfyUI-style models/ tree; returns role -> file name as the
     loader nodes list it."""
-    from zrealism_core import tiny_annotators, tiny_models, tiny_motion
-    from zrealism_core.model_catalog import ANNOTATOR_FOLDER
+    from zrealism_core.testing import tiny_annotators
+    from zrealism_core.testing import tiny_models
+    from zrealism_core.testing import tiny_motion
+    from zrealism_core.models.catalog import ANNOTATOR_FOLDER
 
     for sub in ("checkpoints", "controlnet", "animatediff_models", "diffusers", ANNOTATOR_FOLDER):
         (models / sub).mkdir(parents=True, exist_ok=True)

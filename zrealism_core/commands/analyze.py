@@ -5,7 +5,7 @@ import argparse
 import json
 
 from ..analysis import analyze
-from ..images import load_image, to_mask
+from ..imaging.images import load_image, to_mask
 
 
 def register(subparsers) -> None:

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from ..images import load_image, save_image, to_mask
+from ..imaging.images import load_image, save_image, to_mask
 
 _STILL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
@@ -34,7 +34,7 @@ def _read_result(path: str):
         raise InputError(f"result not found: {p}")
     if p.is_file() and p.suffix.lower() in _STILL_SUFFIXES:
         return [load_image(p, name="result")], False
-    from ..video import read_video
+    from ..imaging.video import read_video
 
     frames, _fps = read_video(p)
     if not frames:
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         report = evaluate(source, frames[0], mask, result_mask=result_mask)
     if args.panel:
-        from ..panel import render_panel
+        from ..imaging.panel import render_panel
 
         out = save_image(render_panel(None, None, report), args.panel)
         if not args.json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from ..images import load_image, save_image
+from ..imaging.images import load_image, save_image
 from ..prep import DEFAULTS, prepare_white_background
 
 
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sample and args.image:
         raise InputError("give either an IMAGE or --sample, not both.")
     if args.sample:
-        from ..sample import sample_character
+        from ..imaging.sample import sample_character
 
         image = sample_character(512, "flat")
     elif args.image:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("no input: give an IMAGE path, or --sample for the bundled sample character.")
     mask = None
     if args.mask:
-        from ..images import to_mask
+        from ..imaging.images import to_mask
 
         mask = to_mask(load_image(args.mask, name="mask"), name="mask")
         if args.invert_mask:

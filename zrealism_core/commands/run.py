@@ -54,7 +54,7 @@ def register(sub) -> None:
 
 
 def resolve_models(args: argparse.Namespace):
-    from ..model_catalog import ModelPaths, discover
+    from ..models.catalog import ModelPaths, discover
 
     paths = discover(args.models) if args.models else ModelPaths()
     if args.models and not args.models.is_dir():
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     check_models(models, video=args.video, models_dir=args.models)
     sample = None
     if args.sample:
-        from ..sample import sample_character
+        from ..imaging.sample import sample_character
 
         inputs = [Path("sample.png")]
         sample = sample_character(512)

@@ -30,9 +30,9 @@ def register(sub) -> None:
 
 def write_tiny_models_dir(models: Path) -> Path:
     """A ComfyUI-style models/ folder with tiny random-weight models in the formats users have."""
-    from ..tiny_annotators import write_openpose_files, write_tiny_depth_anything
-    from ..tiny_models import write_tiny_controlnet, write_tiny_diffusers_folder
-    from ..tiny_motion import write_tiny_motion_adapter
+    from ..testing.tiny_annotators import write_openpose_files, write_tiny_depth_anything
+    from ..testing.tiny_models import write_tiny_controlnet, write_tiny_diffusers_folder
+    from ..testing.tiny_motion import write_tiny_motion_adapter
 
     write_tiny_diffusers_folder(models / "diffusers" / "tiny-sd15")
     write_tiny_controlnet(models / "controlnet" / "tiny_control_sd15_depth.safetensors", "ldm", 1)
@@ -45,9 +45,9 @@ def write_tiny_models_dir(models: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may touch the network
-    from ..model_catalog import discover
+    from ..models.catalog import discover
     from ..runner import RunOptions, check_models, quiet_libraries, run_batch
-    from ..sample import sample_character
+    from ..imaging.sample import sample_character
 
     t_start = time.perf_counter()
     quiet_libraries()
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         problems = [f"missing output {name}" for name, p in r.files.items() if not Path(p).is_file()]
         problems += [f"score {k} = {v}" for k, v in r.scores.items() if not (math.isfinite(v) and 0 <= v <= 1)]
         if video:
-            from ..video import read_video
+            from ..imaging.video import read_video
 
             frames, fps = read_video(r.files["video"])
             if len(frames) != options.frames:

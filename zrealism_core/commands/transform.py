@@ -6,8 +6,8 @@ import logging
 import sys
 
 from ..errors import InputError
-from ..images import load_image, save_image, to_mask
-from ..schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
+from ..imaging.images import load_image, save_image, to_mask
+from ..models.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
 
 
 def register(subparsers) -> None:

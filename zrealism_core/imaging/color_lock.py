@@ -13,7 +13,7 @@ from typing import Any, Tuple
 import cv2
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 from .images import to_mask, to_rgb
 
 # Std ratios are clamped so a nearly flat channel (e.g. a grey shirt's a/b) cannot be blown up.

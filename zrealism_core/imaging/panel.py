@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .metrics.calibration import COLOR_DE_BAD
+from ..metrics.calibration import COLOR_DE_BAD
 
 _BG = (24, 24, 28)
 _FG = (235, 235, 235)
@@ -97,7 +97,7 @@ def render_panel(source: Any, result: Any, report: Any, *, height: int = 256) ->
     """HxWx3 float32 panel of one evaluation (for a clip: its worst frame, per the report)."""
     art = dict(getattr(report, "artifacts", {}) or {})
     if "source" not in art:  # a report without maps (e.g. rebuilt from JSON): recompute them
-        from .evaluation import evaluate
+        from ..evaluation import evaluate
 
         art = evaluate(source, result).artifacts
     src, res = art["source"], art["result"]

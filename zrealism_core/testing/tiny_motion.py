@@ -11,7 +11,7 @@ disk the way users have them (for tests, `zrealism selftest` and the ComfyUI int
     write_tiny_sparsectrl(path)                 diffusers folder of tiny_sparsectrl()
 
 `motion_to_original` / `motion_lora_to_original` are the exact inverses of the key mappings in
-zrealism_core.motion, so the loaders are tested against files laid out like the real downloads.
+zrealism_core.models.motion, so the loaders are tested against files laid out like the real downloads.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .color import rgb_to_lab_fast
+from .colour import rgb_to_lab_fast
 
 
 def border_pixels(img: np.ndarray, width: int = 2) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 from .images import load_image, to_rgb, to_uint8
 
 PathLike = Union[str, Path]

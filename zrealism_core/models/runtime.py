@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
 
 from .device import dtype_name, free_memory, is_oom
-from .errors import CancelledError, ZRealismError
+from ..errors import CancelledError, ZRealismError
 
 log = logging.getLogger("zrealism")
 

@@ -25,15 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from .errors import ModelFileError
-from .model_catalog import ROLES
+from .. import SD15_CONFIG_DIR, TOKENIZER_DIR
+from ..errors import ModelFileError
+from .catalog import ROLES
 
 log = logging.getLogger("zrealism")
 
 PathLike = Union[str, Path]
-DATA_DIR = Path(__file__).resolve().parent / "data"
-SD15_CONFIG_DIR = DATA_DIR / "sd15"
-TOKENIZER_DIR = DATA_DIR / "clip-tokenizer"
 
 SAFE_SUFFIXES = (".safetensors",)
 TORCH_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")

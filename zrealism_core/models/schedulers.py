@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Tuple
 
-from .errors import InputError
+from ..errors import InputError
 
 # name -> (diffusers class name, extra config)
 SCHEDULERS: Dict[str, Tuple[str, Dict[str, Any]]] = {

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from .errors import ModelFileError
+from ..errors import ModelFileError
 
 ENV_VAR = "ZREALISM_ANNOTATORS"
 COMFY_FOLDER = "zrealism_annotators"  # the ComfyUI model folder name (models/zrealism_annotators)

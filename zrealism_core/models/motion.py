@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from .errors import InputError, ModelFileError, ZRealismError
+from ..errors import InputError, ModelFileError, ZRealismError
 
 log = logging.getLogger("zrealism")
 

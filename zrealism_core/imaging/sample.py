@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 # The flat background of the "background" variant: a light sky blue.
 DEFAULT_BACKGROUND = (158 / 255.0, 204 / 255.0, 237 / 255.0)

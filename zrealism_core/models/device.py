@@ -9,7 +9,7 @@ Rules (outside ComfyUI; inside it the node passes ComfyUI's own choice through `
   unsupported there), with a log line saying so.
 - MPS: PYTORCH_ENABLE_MPS_FALLBACK=1 is set so ops MPS lacks run on the CPU instead of failing.
 
-torch is imported lazily: `import zrealism_core.device` stays cheap.
+torch is imported lazily: `import zrealism_core.models.device` stays cheap.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from .errors import InputError, ZRealismError
+from ..errors import InputError, ZRealismError
 
 log = logging.getLogger("zrealism")
 

@@ -10,10 +10,10 @@ import functools
 from pathlib import Path
 from typing import Iterable, List, Tuple
 
-from .errors import ModelFileError
+from .. import TOKENIZER_DIR
+from ..errors import ModelFileError
 
 CLIP_MAX_TOKENS = 77  # start + 75 content tokens + end
-TOKENIZER_DIR = Path(__file__).resolve().parent / "data" / "clip-tokenizer"
 
 
 def tokenizer_files() -> Tuple[Path, Path]:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..color import ciede2000, rgb_to_lab
+from ..imaging.colour import ciede2000, rgb_to_lab
 from .calibration import (
     COLOR_DE_BAD,
     COLOR_DE_GOOD,

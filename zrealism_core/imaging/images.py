@@ -10,7 +10,7 @@ from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 ImageLike = Union[np.ndarray, "Image.Image"]  # noqa: F821 - PIL is optional at type level
 

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
+from .. import SD15_CONFIG_DIR, TOKENIZER_DIR
+
 PathLike = Union[str, Path]
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
-TOKENIZER_DIR = DATA_DIR / "clip-tokenizer"
 
 # ------------------------------------------------------------------ configs (plain dicts)
 

@@ -1,0 +1,1 @@
+"""Model plumbing: file loaders, motion modules, annotator weights, device policy, runtime, catalog, schedulers."""

@@ -1,0 +1,1 @@
+"""Tiny random-weight model builders for tests and `zrealism selftest` (never used on a real job)."""

@@ -1,0 +1,1 @@
+"""Prompt text: CLIP token counting."""
