@@ -26,11 +26,12 @@ class ZRealism_AnimateDiffFuse:
     )
     CATEGORY = bridge.CATEGORY
     FUNCTION = "animate"
-    RETURN_TYPES = ("IMAGE", "FLOAT")
-    RETURN_NAMES = ("frames", "fps")
+    RETURN_TYPES = ("IMAGE", "FLOAT", "STRING")
+    RETURN_NAMES = ("frames", "fps", "report")
     OUTPUT_TOOLTIPS = (
         "The clip's frames, the still's size rounded to multiples of 8 (pingpong loops have 2 x frames - 2).",
         "The frame rate to play the clip at (the fps input, passed on).",
+        "What AnimateDiff Fuse switched off or changed on your behalf, and why (one line each; also in the log).",
     )
 
     @classmethod
@@ -71,11 +72,11 @@ class ZRealism_AnimateDiffFuse:
     def animate(self, pipe: Any, motion: Any, still: Any, prompt: str, negative: str, frames: int, fps: float,
                 strength: float, seed: int, steps: int, cfg: float, loop: str, color_lock: float,
                 depth_scale: float, pose_scale: float, control_end: float,
-                depth_map: Any = None, pose_map: Any = None, mask: Any = None, params: Any = None) -> Tuple[Any, float]:
+                depth_map: Any = None, pose_map: Any = None, mask: Any = None, params: Any = None) -> Tuple[Any, float, str]:
         from ..zrealism_core.animation import animate
         from ..zrealism_core.engine import ZRealismPipeline
         from ..zrealism_core.models.motion import MotionModel
-        from ..zrealism_core.models.runtime import expected_steps
+        from ..zrealism_core.models.runtime import expected_steps, job_report
 
         if not isinstance(pipe, ZRealismPipeline):
             raise InputError("pipe must come from Z-Realism Model Loader.")
@@ -101,7 +102,7 @@ class ZRealism_AnimateDiffFuse:
         # ComfyUI's memory manager also tracks the motion modules (they share nothing with the still pipeline)
         prepare = bridge.engine_prepare(pipe, [m for m in (motion.adapter, motion.sparsectrl) if m is not None])
         bridge.check_interrupted()
-        out = []
+        out, notes = [], []
         for i, img in enumerate(stills):
             def callback(step: int, total: int, i: int = i) -> None:
                 progress(i * per_clip + step, batch * per_clip)  # raises on Cancel
@@ -118,7 +119,8 @@ class ZRealism_AnimateDiffFuse:
             if out and clip[0].shape != out[0].shape:
                 raise InputError("the stills of a batch must have the same size to give one IMAGE batch of frames.")
             out.extend(clip)
-        return bridge.numpy_to_image(out), float(fps)
+            notes.append((f"clip {i + 1}", clip.notes))
+        return bridge.numpy_to_image(out), float(fps), job_report(notes)
 
 
 NODE_CLASS_MAPPINGS = {"ZRealism_AnimateDiffFuse": ZRealism_AnimateDiffFuse}

@@ -22,12 +22,13 @@ class ZRealism_DualControlNetSampler:
     )
     CATEGORY = bridge.CATEGORY
     FUNCTION = "sample"
-    RETURN_TYPES = ("IMAGE", "IMAGE", "IMAGE")
-    RETURN_NAMES = ("image", "depth_map", "pose_map")
+    RETURN_TYPES = ("IMAGE", "IMAGE", "IMAGE", "STRING")
+    RETURN_NAMES = ("image", "depth_map", "pose_map", "report")
     OUTPUT_TOOLTIPS = (
         "The photorealistic result, the input's size rounded to multiples of 8.",
         "The depth map that guided it (detected, or the one you connected, resized).",
         "The OpenPose map that guided it (detected, or the one you connected, resized).",
+        "What the sampler switched off or changed on your behalf, and why (one line each; also in the log).",
     )
 
     @classmethod
@@ -78,9 +79,9 @@ class ZRealism_DualControlNetSampler:
     def sample(self, pipe: Any, image: Any, prompt: str, negative: str, seed: int, steps: int, cfg: float,
                denoise: float, depth_scale: float, pose_scale: float, depth_start: float, depth_end: float,
                pose_start: float, pose_end: float, scheduler: str, color_lock: float,
-               depth_method: str = "auto", detect_resolution: int = 512, mask: Any = None, depth_map: Any = None, pose_map: Any = None, params: Any = None) -> Tuple[Any, Any, Any]:
+               depth_method: str = "auto", detect_resolution: int = 512, mask: Any = None, depth_map: Any = None, pose_map: Any = None, params: Any = None) -> Tuple[Any, Any, Any, str]:
         from ..zrealism_core.engine import ZRealismPipeline, transform
-        from ..zrealism_core.models.runtime import expected_steps
+        from ..zrealism_core.models.runtime import expected_steps, job_report
 
         if not isinstance(pipe, ZRealismPipeline):
             raise InputError("pipe must come from Z-Realism Model Loader.")
@@ -100,7 +101,7 @@ class ZRealism_DualControlNetSampler:
         progress = bridge.progress_callback(batch * per_image) if preview is None else None
         prepare = bridge.engine_prepare(pipe)
         bridge.check_interrupted()
-        results, dmaps, pmaps = [], [], []
+        results, dmaps, pmaps, notes = [], [], [], []
         for i, img in enumerate(images):
             def callback(step: int, total: int, i: int = i) -> None:
                 progress(i * per_image + step, batch * per_image)
@@ -125,7 +126,8 @@ class ZRealism_DualControlNetSampler:
             results.append(r.image)
             dmaps.append(r.depth_map)
             pmaps.append(r.pose_map)
-        return bridge.numpy_to_image(results), bridge.numpy_to_image(dmaps), bridge.numpy_to_image(pmaps)
+            notes.append((f"image {i + 1}", r.notes))
+        return bridge.numpy_to_image(results), bridge.numpy_to_image(dmaps), bridge.numpy_to_image(pmaps), job_report(notes)
 
 
 NODE_CLASS_MAPPINGS = {"ZRealism_DualControlNetSampler": ZRealism_DualControlNetSampler}

@@ -99,8 +99,9 @@ def test_fuse_node_frames_fps_progress_and_memory_manager(pack, comfy_fakes, tin
     still = frames_tensor(1, 22, 29, 1)
     maps = frames_tensor(1, 22, 29, 2)
     fuse = node(pack, "ZRealism_AnimateDiffFuse")
-    frames, fps = fuse.animate(tiny_pipe, motion, still, depth_map=maps, pose_map=maps, **FUSE_ARGS)
+    frames, fps, report = fuse.animate(tiny_pipe, motion, still, depth_map=maps, pose_map=maps, **FUSE_ARGS)
     assert tuple(frames.shape) == (3, 24, 32, 3) and frames.dtype == torch.float32 and fps == 12.0
+    assert report == "Nothing was switched off or changed."
     # progress through ComfyUI's ProgressBar: one update per executed step
     bar = comfy_fakes.utils.bars[-1]
     assert bar.updates == [(1, 2), (2, 2)]
@@ -110,7 +111,7 @@ def test_fuse_node_frames_fps_progress_and_memory_manager(pack, comfy_fakes, tin
     loaded = [p.model.inner for p in comfy_fakes.model_management.calls[0][1]]
     assert any(m is motion.adapter for m in loaded)
     # batch of stills -> clips one after another, seeds differ
-    frames2, _ = fuse.animate(tiny_pipe, motion, frames_tensor(2, 22, 29, 1), depth_map=maps, pose_map=maps, **FUSE_ARGS)
+    frames2, _, _ = fuse.animate(tiny_pipe, motion, frames_tensor(2, 22, 29, 1), depth_map=maps, pose_map=maps, **FUSE_ARGS)
     assert tuple(frames2.shape) == (6, 24, 32, 3)
     assert torch.equal(frames2[:3], frames) and not torch.equal(frames2[3:], frames)
 
@@ -151,7 +152,7 @@ def test_fuse_node_params_replace_scales(pack, comfy_fakes, tiny_pipe, errors):
     still = frames_tensor(1, 16, 16, 1)
     # no maps and no annotator files: detection would fail, but the params switch both nets off
     params = RecommendedParams(depth_scale=0.0, pose_scale=0.0, denoise=0.5, steps=20, cfg=7.0, control_end=0.8)
-    frames, _ = fuse.animate(tiny_pipe, motion, still, params=params, **FUSE_ARGS)
+    frames, _, _ = fuse.animate(tiny_pipe, motion, still, params=params, **FUSE_ARGS)
     assert tuple(frames.shape) == (3, 16, 16, 3)
     with pytest.raises(errors.ModelFileError, match="annotator"):
         fuse.animate(tiny_pipe, motion, still, **FUSE_ARGS)

@@ -160,3 +160,14 @@ def test_schedulers():
     assert {"dpmpp_2m_karras", "euler"} <= set(SCHEDULER_NAMES)
     with pytest.raises(InputError, match="dpmpp_2m_karras"):
         make_scheduler("k_lms_fancy", SD15_SCHEDULER_CONFIG)
+
+
+def test_note_logs_once_and_job_report_lists_notes(caplog):
+    notes = []
+    with caplog.at_level("WARNING", logger="zrealism"):
+        rt.note(notes, "pose ControlNet off: no person found")
+        rt.note(notes, "pose ControlNet off: no person found")
+    assert notes == ["pose ControlNet off: no person found"]
+    assert "pose ControlNet off: no person found" in caplog.text
+    assert rt.job_report([("image 1", []), ("image 2", notes)]) == "image 2: pose ControlNet off: no person found"
+    assert rt.job_report([("image 1", [])]) == "Nothing was switched off or changed."

@@ -93,9 +93,10 @@ def test_sampler_batch_memory_manager_and_progress(pack, comfy_fakes, tiny_set):
     pipe = _load(pack)
     image = torch.from_numpy(np.stack([rand_image(22, 30, 0)] * 2))  # the same picture twice
     mask = torch.ones(1, 22, 30)
-    out, depth, pose = _sampler(pack).sample(pipe, image, mask=mask, depth_map=_maps(1), pose_map=_maps(2), **SAMPLE)
+    out, depth, pose, report = _sampler(pack).sample(pipe, image, mask=mask, depth_map=_maps(1), pose_map=_maps(2), **SAMPLE)
     assert out.shape == (2, 24, 32, 3) and depth.shape == pose.shape == (2, 24, 32, 3)
     assert (out[0] - out[1]).abs().max() > 1e-3  # image i uses seed + i
+    assert report == "Nothing was switched off or changed."  # maps given, nets on: nothing to report
     loads = [c for c in comfy_fakes.model_management.calls if c[0] == "load_models_gpu"]
     assert len(loads) == 2 and len(loads[0][1]) == 5 and loads[0][2]["force_full_load"]
     inner = {id(p.model.inner) for p in loads[0][1]}
@@ -112,7 +113,7 @@ def test_sampler_params_override_widgets(pack, comfy_fakes, tiny_set):
     pipe = _load(pack)
     params = RecommendedParams(depth_scale=0.0, pose_scale=0.0, denoise=1.0, steps=3, cfg=1.0, control_end=0.5)
     image = torch.from_numpy(rand_image(16, 16, 0)[None])
-    out, _, _ = _sampler(pack).sample(pipe, image, depth_map=_maps(1, (16, 16)), pose_map=_maps(1, (16, 16)), params=params, **SAMPLE)
+    out, _, _, _ = _sampler(pack).sample(pipe, image, depth_map=_maps(1, (16, 16)), pose_map=_maps(1, (16, 16)), params=params, **SAMPLE)
     assert comfy_fakes.utils.bars[-1].updates == [(1, 3), (2, 3), (3, 3)]
     merged = pack.nodes.dual_controlnet_sampler.apply_params(dict(SAMPLE), params)
     assert merged["depth_end"] == merged["pose_end"] == 0.5 and merged["steps"] == 3 and merged["cfg"] == 1.0
@@ -181,7 +182,7 @@ REAL_COMFY_SCRIPT = textwrap.dedent(
     rng = np.random.RandomState(0)
     img = torch.from_numpy(rng.rand(2, 24, 32, 3).astype(np.float32))
     m = torch.from_numpy(rng.rand(1, 24, 32, 3).astype(np.float32))
-    out, d, p = S.sample(pipe, img, "photo", "", 1, 4, 7.0, 0.5, 0.7, 0.7, 0.0, 1.0, 0.0, 1.0, "euler", 0.0, depth_map=m, pose_map=m)
+    out, d, p, _ = S.sample(pipe, img, "photo", "", 1, 4, 7.0, 0.5, 0.7, 0.7, 0.0, 1.0, 0.0, 1.0, "euler", 0.0, depth_map=m, pose_map=m)
     assert tuple(out.shape) == (2, 24, 32, 3), out.shape
     loaded = [lm.model for lm in mm.current_loaded_models]
     assert all(any(lm is pt for lm in loaded) for pt in pipe.extras["comfy_patchers"]), "not tracked by ComfyUI"

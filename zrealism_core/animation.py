@@ -57,11 +57,13 @@ ANIMATEDIFF_SCHEDULER_OVERRIDES: Dict[str, Any] = dict(
 
 
 class Clip(list):
-    """The frames (list of H,W,3 float32 in 0..1) plus `.fps`, `.seed` and `.timings`."""
+    """The frames (list of H,W,3 float32 in 0..1) plus `.fps`, `.seed`, `.timings` and `.notes`
+    (what was switched off or changed, and why: runtime.note)."""
 
     fps: float = 8.0
     seed: int = 0
     timings: Dict[str, float]
+    notes: List[str]
 
 
 # ------------------------------------------------------------------ building the motion pipeline
@@ -371,6 +373,7 @@ def animate(
     frames, steps = int(frames), int(steps)
     zp = _zpipe(pipe)
     timings = {} if timings is None else timings
+    notes: List[str] = []  # runtime.note(notes, ...) for everything switched off or changed on the user's behalf
     src = to_rgb(still, name="still")
     h, w = round_to_8(*src.shape[:2])
     still8 = _resize(src, h, w)
@@ -442,7 +445,7 @@ def animate(
         if loop == "pingpong" and len(raw) > 2:
             raw = raw + raw[-2:0:-1]
     clip = Clip(np.ascontiguousarray(f, dtype=np.float32) for f in raw)
-    clip.fps, clip.seed, clip.timings = float(fps), int(seed), timings
+    clip.fps, clip.seed, clip.timings, clip.notes = float(fps), int(seed), timings, notes
     log.info("zrealism: animated %d frames %dx%d (%d denoising steps)", len(clip), w, h, step_cb.steps_done)
     return clip
 

@@ -47,6 +47,7 @@ class TransformResult:
     dtype: str = ""
     fallback: Optional[str] = None     # reason, when the job ran on a fallback attempt
     timings: Dict[str, float] = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)  # what was switched off or changed, and why (runtime.note)
 
 
 class ZRealismPipeline:
@@ -377,6 +378,7 @@ def transform(
     seed = int(seed) & 0xFFFFFFFFFFFFFFFF
 
     timings: Dict[str, float] = {}
+    notes: List[str] = []  # runtime.note(notes, ...) for everything switched off or changed on the user's behalf
     rgb = to_rgb(image, name="image")
     h0, w0 = rgb.shape[:2]
     h, w = round_to_8(h0, w0)
@@ -449,4 +451,5 @@ def transform(
     return TransformResult(
         image=result, depth_map=depth8.astype(np.float32), pose_map=pose8.astype(np.float32), steps=done, seed=seed,
         device=str(used.device), dtype=devices.dtype_name(used.dtype), fallback=fell_back, timings=timings,
+        notes=notes,
     )

@@ -30,6 +30,11 @@ This module is shared by the still engine (engine.py) and the video stage (anima
         an OOM becomes a ZRealismError that says what to change. `restore(attempt)` runs after a
         fallback attempt finished (successfully or not) so the next job starts from the plan again.
 
+    note(notes, message)
+        Say what was switched off or changed on the user's behalf (an empty map, an unknown embedding, a
+        resized map...): a warning in the log and a line in `notes` (TransformResult.notes / Clip.notes,
+        which the nodes show in their `report` output). Nothing is switched off silently.
+
     Telemetry: `stage(name, timings)` context manager logs "zrealism: <name> ..." and the time it took,
     and stores the seconds in the `timings` dict under `name`.
 
@@ -54,6 +59,19 @@ ProgressCallback = Callable[[int, int], None]
 
 
 # ------------------------------------------------------------------ telemetry
+
+def job_report(items: Sequence[Any]) -> str:
+    """A node's `report` text from (label, notes) pairs: one line per note, or a line saying there were none."""
+    lines = [f"{label}: {msg}" for label, notes in items for msg in notes]
+    return "\n".join(lines) if lines else "Nothing was switched off or changed."
+
+
+def note(notes: Optional[List[str]], message: str) -> None:
+    """Log `message` as a warning and add it (once) to `notes`, the result's list shown in the node's report."""
+    log.warning("zrealism: %s", message)
+    if notes is not None and message not in notes:
+        notes.append(message)
+
 
 @contextlib.contextmanager
 def stage(name: str, timings: Optional[Dict[str, float]] = None, detail: str = "") -> Iterator[None]:
