@@ -37,12 +37,3 @@ def load_pack():
 @pytest.fixture(scope="session")
 def pack():
     return load_pack()
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """../shared next to the repo (present for developers and CI)."""
-    path = REPO.parent / "shared"
-    if not path.is_dir():
-        pytest.skip("../shared is not present")
-    return path

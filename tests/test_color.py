@@ -1,13 +1,18 @@
 """Colour science: CIEDE2000 against Sharma, Wu & Dalal (2005); LAB conversions."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from zrealism_core.imaging.colour import ciede2000, delta_e_rgb, lab_to_rgb, rgb_to_lab, rgb_to_lab_fast
 
 
-def test_ciede2000_matches_sharma_2005(shared_dir):
-    rows = np.loadtxt(shared_dir / "data" / "ciede2000_sharma2005.txt")
+SHARMA_2005 = Path(__file__).parent / "data" / "ciede2000_sharma2005.txt"
+
+
+def test_ciede2000_matches_sharma_2005():
+    rows = np.loadtxt(SHARMA_2005)
     assert rows.shape == (34, 7)
     got = ciede2000(rows[:, 0:3], rows[:, 3:6])
     np.testing.assert_allclose(got, rows[:, 6], atol=1e-4)

@@ -2,9 +2,15 @@
 
 UI graphs (workflows/*.json) are checked against the frontend's version-0.4 schema and for link
 consistency; every node type, required input, link type and combo value against the node
-definitions (ComfyUI 0.3.64's /object_info dump in ../shared plus our NODE_CLASS_MAPPINGS, read
-in-process); each API twin (workflows/api/*.json) must be what "Export (API)" makes of its graph.
-The UI -> API conversion here is written independently of workflows/build.py on purpose.
+definitions (the core nodes of ComfyUI 0.3.64's /object_info in tests/data/comfyui_object_info.json
+plus our NODE_CLASS_MAPPINGS, read in-process); each API twin (workflows/api/*.json) must be what
+"Export (API)" makes of its graph. The UI -> API conversion here is written independently of
+workflows/build.py on purpose.
+
+The workflows as released (tests/data/released_workflows/, copied from the release commit f0336f9)
+must still load against today's nodes: users' saved graphs store widget values by position, so an
+input inserted in the middle (instead of appended to `optional` with a default) shifts every value
+after it.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
+RELEASED = REPO / "tests" / "data" / "released_workflows"
 EXPECTED = ("zrealism_still", "zrealism_video", "zrealism_custom_maps")
 UI_ONLY = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
@@ -38,12 +45,10 @@ build = _load_builder()
 
 
 @pytest.fixture(scope="module")
-def defs(pack, shared_dir) -> Dict[str, Dict[str, Any]]:
-    core_path = shared_dir / "data" / "comfyui" / "object_info.json"
-    if not core_path.is_file():
-        pytest.skip(f"{core_path} is not present")
+def defs(pack) -> Dict[str, Dict[str, Any]]:
+    assert build.CORE_OBJECT_INFO.is_file(), f"{build.CORE_OBJECT_INFO} is missing"
     assert not pack.nodes.LOAD_ERRORS, pack.nodes.LOAD_ERRORS
-    return build.object_info(pack, core_path)
+    return build.object_info(pack)
 
 
 def ui_files() -> List[Path]:
@@ -74,8 +79,9 @@ def _widget_names(info) -> List[str]:
 
 # ------------------------------------------------------------------ checks (return problems)
 
-def ui_problems(wf: Dict[str, Any], defs) -> List[str]:
-    """Schema keys of version 0.4 and link consistency in both directions."""
+def ui_problems(wf: Dict[str, Any], defs, released: bool = False) -> List[str]:
+    """Schema keys of version 0.4 and link consistency in both directions. `released`: a graph saved
+    by an older version, whose nodes may since have gained outputs at the end."""
     p: List[str] = []
     for key, typ in (("last_node_id", (int, str)), ("last_link_id", int), ("nodes", list), ("links", list),
                      ("version", (int, float))):
@@ -134,13 +140,16 @@ def ui_problems(wf: Dict[str, Any], defs) -> List[str]:
             p.append(f"node {n['id']}: unknown type {n['type']}")
             continue
         outs = n.get("outputs", [])
-        if [o["type"] for o in outs] != [str(t) for t in info["output"]]:
+        current = [str(t) for t in info["output"]]
+        if [o["type"] for o in outs] != (current[:len(outs)] if released else current):
             p.append(f"node {n['id']}: outputs {[o['type'] for o in outs]} differ from {info['output']}")
     return p
 
 
-def ui_to_api(wf: Dict[str, Any], defs) -> Dict[str, Any]:
-    """What "Export (API)" makes of a UI graph (UI-only and muted/bypassed nodes are not used here)."""
+def ui_to_api(wf: Dict[str, Any], defs, released: bool = False) -> Dict[str, Any]:
+    """What "Export (API)" makes of a UI graph (UI-only and muted/bypassed nodes are not used here).
+    `released`: an older graph may lack the values of optional widgets added since; they take their
+    defaults, as in the editor."""
     links = {l[0]: l for l in wf["links"]}
     prompt: Dict[str, Any] = {}
     for n in wf["nodes"]:
@@ -153,6 +162,10 @@ def ui_to_api(wf: Dict[str, Any], defs) -> Dict[str, Any]:
         pos = 0
         for name in _widget_names(info):
             if pos >= len(values):
+                optional = info["input"].get("optional", {})
+                if released and name in optional and "default" in _opts(optional[name]):
+                    inputs[name] = _opts(optional[name])["default"]
+                    continue
                 raise AssertionError(f"node {n['id']} ({n['type']}): too few widgets_values for {name}")
             inputs[name] = values[pos]
             pos += 1
@@ -234,6 +247,23 @@ def api_problems(prompt: Dict[str, Any], defs) -> List[str]:
                 p.append(f"{nid}.{name}: {value!r} is not a boolean")
             elif kind not in WIDGET_TYPES:
                 p.append(f"{nid}.{name}: {kind} input must be a link, got {value!r}")
+    return p
+
+
+def released_problems(wf: Dict[str, Any], twin: Dict[str, Any], defs) -> List[str]:
+    """Why a graph (UI + API twin) saved by an older version would not load as it was saved today:
+    everything above, plus every value the twin holds must land on the same input today."""
+    p = ui_problems(wf, defs, released=True)
+    try:
+        prompt = ui_to_api(wf, defs, released=True)
+    except AssertionError as exc:
+        return p + [str(exc)]
+    p += api_problems(prompt, defs) + api_problems(twin, defs)
+    for nid, node in twin.items():
+        now = prompt.get(nid, {}).get("inputs", {})
+        for name, value in node["inputs"].items():
+            if now.get(name) != value:
+                p.append(f"{nid} {node['class_type']}: saved {name}={value!r}, loads today as {now.get(name)!r}")
     return p
 
 
@@ -341,3 +371,64 @@ def test_seed_widget_gets_a_control_value(defs):
     assert ui["nodes"][0]["widgets_values"][:2] == [7, "fixed"]
     assert ui_to_api(ui, defs)["1"]["inputs"]["seed"] == 7
     assert api["1"]["inputs"]["seed"] == 7 and "control_after_generate" not in api["1"]["inputs"]
+
+
+# ------------------------------------------------------------------ the workflows as released
+
+def released_files() -> List[Path]:
+    return sorted(RELEASED.glob("*.json"))
+
+
+def test_released_workflows_are_kept():
+    assert {p.stem for p in released_files()} == set(EXPECTED)
+    assert {p.stem for p in (RELEASED / "api").glob("*.json")} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("path", released_files(), ids=lambda p: p.stem)
+def test_released_workflow_still_loads(path, defs):
+    wf = json.loads(path.read_text())
+    twin = json.loads((RELEASED / "api" / path.name).read_text())
+    assert released_problems(wf, twin, defs) == []
+
+
+def _with_input(defs, node: str, name: str, spec: list, section: str, after: str = None):
+    """A copy of `defs` where `node` has a new input `name`, after `after` (None: at the end)."""
+    changed = copy.deepcopy(defs)
+    info = changed[node]
+    old = info["input"].setdefault(section, {})
+    order = list(info.get("input_order", {}).get(section, list(old)))
+    order.insert(order.index(after) + 1 if after else len(order), name)
+    info["input"][section] = {k: ({**old, name: spec})[k] for k in order}
+    info.setdefault("input_order", {})[section] = order
+    return changed
+
+
+def test_released_check_catches_an_input_inserted_in_the_middle(defs):
+    path = RELEASED / "zrealism_still.json"
+    wf, twin = json.loads(path.read_text()), json.loads((RELEASED / "api" / path.name).read_text())
+    sampler = "ZRealism_DualControlNetSampler"
+    new = ["FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0}]
+    middle = _with_input(defs, sampler, "sharpness", new, "required", after="seed")
+    assert released_problems(wf, twin, middle)
+    # two inputs of one type swapped: every value still type-checks, but lands on the other input
+    swapped = copy.deepcopy(defs)
+    order = swapped[sampler]["input_order"]["required"]
+    i, j = order.index("depth_start"), order.index("depth_end")
+    order[i], order[j] = order[j], order[i]
+    problems = released_problems(wf, twin, swapped)
+    assert any("saved depth_start=0.0, loads today as 1.0" in s for s in problems), problems
+    # the same input appended to `optional` with a default is what the contract allows
+    assert released_problems(wf, twin, _with_input(defs, sampler, "sharpness", new, "optional")) == []
+    # ... but not without a default, nor as a new required widget at the end
+    assert released_problems(wf, twin, _with_input(defs, sampler, "sharpness", new[:1], "optional"))
+    assert released_problems(wf, twin, _with_input(defs, sampler, "sharpness", new, "required"))
+
+
+def test_released_check_allows_outputs_appended_at_the_end(defs):
+    path = RELEASED / "zrealism_video.json"
+    wf, twin = json.loads(path.read_text()), json.loads((RELEASED / "api" / path.name).read_text())
+    changed = copy.deepcopy(defs)
+    changed["ZRealism_DualControlNetSampler"]["output"] = [*changed["ZRealism_DualControlNetSampler"]["output"], "STRING"]
+    assert released_problems(wf, twin, changed) == []
+    changed["ZRealism_DualControlNetSampler"]["output"] = ["STRING", *defs["ZRealism_DualControlNetSampler"]["output"]]
+    assert released_problems(wf, twin, changed)

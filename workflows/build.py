@@ -8,8 +8,11 @@ inputs in INPUT_TYPES, plus an extra "control_after_generate" value after every 
 or added node input silently shifts every value after it. Rebuilding from our nodes' INPUT_TYPES
 (read in-process, the way ComfyUI's /object_info builds them) keeps the files in step.
 
-Core ComfyUI node definitions come from ../shared/data/comfyui/object_info.json (a dump of
-ComfyUI 0.3.64's /object_info); ours from the pack's NODE_CLASS_MAPPINGS.
+Core ComfyUI node definitions come from tests/data/comfyui_object_info.json (the core nodes our
+graphs use, reduced from ComfyUI 0.3.64's /object_info to types, input names, defaults, options and
+outputs; refresh it with `--core-from DUMP`); ours from the pack's NODE_CLASS_MAPPINGS.
+
+    python workflows/build.py --core-from object_info.json   # rewrite tests/data/comfyui_object_info.json
 """
 from __future__ import annotations
 
@@ -23,7 +26,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-CORE_OBJECT_INFO = REPO.parent / "shared" / "data" / "comfyui" / "object_info.json"
+CORE_OBJECT_INFO = REPO / "tests" / "data" / "comfyui_object_info.json"
+# Core nodes kept in CORE_OBJECT_INFO: those the shipped graphs and the tests use, plus the ones a
+# native-sampler graph (checkpoint + LoRA + ControlNet + KSampler) needs.
+CORE_NODES = (
+    "LoadImage", "SaveImage", "PreviewImage", "PreviewAny", "ImageScale",
+    "CheckpointLoaderSimple", "LoraLoader", "VAELoader", "CLIPTextEncode", "ControlNetLoader",
+    "ControlNetApplyAdvanced", "VAEEncode", "VAEDecode", "EmptyLatentImage", "KSampler",
+)
+# What a node definition keeps: enough to place widgets, check values and links, and title nodes.
+CORE_KEYS = ("input", "input_order", "output", "output_is_list", "output_name", "name", "display_name",
+             "output_node")
 PACK_NAME = "zrealism_pack"
 COMFYUI_VERSION = "0.3.64"
 FRONTEND_VERSION = "1.27.10"
@@ -76,8 +89,27 @@ def pack_object_info(pack=None) -> Dict[str, Dict[str, Any]]:
     return {n: node_info(n, c, names) for n, c in pack.NODE_CLASS_MAPPINGS.items()}
 
 
+def reduce_core(full: Dict[str, Dict[str, Any]], names: Sequence[str] = CORE_NODES) -> Dict[str, Dict[str, Any]]:
+    """The facts of `names` in an /object_info dump: types, input names, defaults, options, outputs
+    (no descriptions or tooltips)."""
+    missing = [n for n in names if n not in full]
+    if missing:
+        raise KeyError(f"not in the dump: {missing}")
+    reduced = {}
+    for name in names:
+        info = {k: full[name][k] for k in CORE_KEYS if k in full[name]}
+        info["input"] = {
+            section: {inp: [spec[0], *[{k: v for k, v in opts.items() if k != "tooltip"} for opts in spec[1:2]
+                                        if isinstance(opts, dict)]]
+                      for inp, spec in specs.items()}
+            for section, specs in full[name]["input"].items() if section != "hidden"
+        }
+        reduced[name] = info
+    return reduced
+
+
 def object_info(pack=None, core_path: Path = CORE_OBJECT_INFO) -> Dict[str, Dict[str, Any]]:
-    """Core definitions (from the shared dump, when present) plus ours."""
+    """Core definitions (tests/data/comfyui_object_info.json) plus ours."""
     defs: Dict[str, Dict[str, Any]] = {}
     if Path(core_path).is_file():
         defs.update(json.loads(Path(core_path).read_text()))
@@ -461,7 +493,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--screenshots", metavar="DIR", type=Path,
                         help="also turn DIR/<workflow>.png (from tests/integration/screenshot_workflows.mjs) into "
                              "docs/workflow_<name>.png and the editor's template thumbnails workflows/<workflow>.jpg")
+    parser.add_argument("--core-from", metavar="DUMP", type=Path,
+                        help="rewrite tests/data/comfyui_object_info.json from a ComfyUI /object_info dump")
     args = parser.parse_args(argv)
+    if args.core_from:
+        CORE_OBJECT_INFO.parent.mkdir(parents=True, exist_ok=True)
+        CORE_OBJECT_INFO.write_text(dump(reduce_core(json.loads(args.core_from.read_text()))))
+        print("wrote: " + str(CORE_OBJECT_INFO.relative_to(REPO)))
     if args.screenshots:
         for path in write_screenshots(args.screenshots):
             print("wrote: " + str(path.relative_to(REPO)))
