@@ -44,7 +44,10 @@ import numpy as np
 from .errors import InputError, ModelFileError
 from .imaging.images import to_pil, to_rgb
 from .models.motion import MotionLora, MotionModel, as_motion_model, load_motion_lora, require_peft
-from .models.runtime import Attempt, check_cancel, make_step_callback, run_with_fallback, stage
+from .empty_maps import switch_off_empty
+from .models.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET, GuidanceSchedule, scheduled
+from .models.guidance import check as check_guidance
+from .models.runtime import Attempt, check_cancel, expected_steps, make_step_callback, note, run_with_fallback, stage
 
 log = logging.getLogger("zrealism")
 
@@ -338,6 +341,8 @@ def animate(
     prepare: Optional[Callable[[Attempt], None]] = None,
     restore: Optional[Callable[[Attempt], None]] = None,
     timings: Optional[Dict[str, float]] = None,
+    cfg_end: float = DEFAULT_CFG_END,
+    control_budget: str = DEFAULT_CONTROL_BUDGET,
 ) -> Clip:
     """Frames (list of H,W,3 float32; the still's size rounded to multiples of 8) of a clip animated from `still`.
 
@@ -355,6 +360,8 @@ def animate(
     scheduler: a name from schedulers.SCHEDULER_NAMES, configured with AnimateDiff's schedule.
     cancel: callable or threading.Event; stops within one step (CancelledError).
     fallback/prepare/restore: as in engine.transform (OOM -> offload -> CPU; ComfyUI's placement).
+    cfg_end / control_budget: as in engine.transform (guidance.py); an empty map switches its net off
+    (empty_maps.py), with a note in `.notes`.
     The result is a list subclass with `.fps`, `.seed` and `.timings`.
     """
     import torch
@@ -370,6 +377,7 @@ def animate(
             raise InputError(f"{name} must be between 0 and 5; got {value!r}.")
     if not 0.0 < float(control_end) <= 1.0:
         raise InputError(f"control_end must be above 0 and at most 1; got {control_end!r}.")
+    check_guidance(cfg_end, control_budget)
     frames, steps = int(frames), int(steps)
     zp = _zpipe(pipe)
     timings = {} if timings is None else timings
@@ -391,18 +399,29 @@ def animate(
     still_pil = to_pil(still8)
     off = np.zeros((h, w, 3), np.float32)
     cond = [to_pil(depth if depth is not None else off), to_pil(pose if pose is not None else off)]
-    scales = [float(depth_scale) if depth is not None else 0.0, float(pose_scale) if pose is not None else 0.0]
+    scales = [
+        switch_off_empty("depth", depth, float(depth_scale), detected=depth_map is None, notes=notes) if depth is not None else 0.0,
+        switch_off_empty("pose", pose, float(pose_scale), detected=pose_map is None, notes=notes) if pose is not None else 0.0,
+    ]
+
+    n_run = expected_steps(steps, float(strength))
+    if sparsectrl is not None and (float(cfg_end) < 1.0 or control_budget != "full"):
+        note(notes, "cfg_end / control_budget not applied: SparseCtrl keyframe mode runs guidance on every step")
     step_cb = make_step_callback(callback, cancel=cancel)
 
     def job(attempt: Attempt) -> List[np.ndarray]:
+        nonlocal step_cb
         generator = torch.Generator("cpu").manual_seed(int(seed))  # CPU noise: the same clip on any device
+        schedule = GuidanceSchedule(float(cfg_end), control_budget) if sparsectrl is None else GuidanceSchedule()  # fresh per attempt
+        step_cb = make_step_callback(callback, cancel=cancel, on_step=schedule.on_step if schedule.needed else None)
         common = dict(
-            prompt=prompt or "", negative_prompt=negative or None, num_inference_steps=steps, guidance_scale=float(cfg),
+            prompt=prompt or "", negative_prompt=negative or None, num_inference_steps=steps,
+            guidance_scale=schedule.guidance_scale(float(cfg), n_run) if schedule.needed else float(cfg),
             height=h, width=w, generator=generator, output_type="np", decode_chunk_size=max(1, int(decode_chunk_size)),
-            callback_on_step_end=step_cb, callback_on_step_end_tensor_inputs=["latents"],
+            callback_on_step_end=step_cb, callback_on_step_end_tensor_inputs=schedule.tensor_inputs(mp),
         )
         with stage("animating", timings, f"{n_gen} frames {w}x{h}, {steps} steps x strength {strength}, {attempt}"):
-            with torch.inference_mode():
+            with torch.inference_mode(), scheduled(schedule, mp.controlnet, mp.unet):
                 if sparsectrl is not None:
                     out = _run_sparsectrl(mp, still_pil, n_gen, float(strength), float(sparsectrl_scale), loop, common)
                 else:

@@ -23,7 +23,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .models import device as devices
-from .models import runtime
+from .models import guidance, runtime
+from .empty_maps import switch_off_empty
 from .errors import InputError
 from .imaging.images import to_mask, to_rgb
 from .models.schedulers import DEFAULT_SCHEDULER, make_scheduler
@@ -303,6 +304,16 @@ def _window(scale: float, start: float, end: float, name: str) -> Tuple[float, f
     return float(scale), float(start), float(end)
 
 
+def _schedule_detail(schedule: guidance.GuidanceSchedule, cfg: float, n_steps: int) -> str:
+    """What a cfg_end / control_budget job does, for the log ("" when both are at their defaults)."""
+    parts = []
+    if float(schedule.cfg_end) < 1.0 and float(cfg) > 1.0:
+        parts.append(f"guidance on {guidance.guided_steps(schedule.cfg_end, n_steps)} of {n_steps} steps (cfg_end {schedule.cfg_end:g})")
+    if schedule.control_budget != "full":
+        parts.append(f"ControlNets on the prompt branch only ({schedule.control_budget})")
+    return "; " + "; ".join(parts) if parts else ""
+
+
 def _control_map(given: Any, name: str, h: int, w: int, detect: Callable[[], np.ndarray]) -> np.ndarray:
     if given is None:
         return _resize_rgb(detect(), h, w)
@@ -339,6 +350,8 @@ def transform(
     prepare: Optional[Callable[[runtime.Attempt], None]] = None,
     restore: Optional[Callable[[runtime.Attempt], None]] = None,
     preview: Optional[Callable[[int, int, np.ndarray], None]] = None,
+    cfg_end: float = guidance.DEFAULT_CFG_END,
+    control_budget: str = guidance.DEFAULT_CONTROL_BUDGET,
 ) -> TransformResult:
     """Turn a prepared drawing into a photo while keeping its geometry (depth) and pose (OpenPose).
 
@@ -354,6 +367,11 @@ def transform(
     prepare/restore: how to place the models per attempt (default pipe.place/pipe.restore; the
     ComfyUI node passes ComfyUI's memory manager here). preview(step, total, rgb_uint8): a small
     picture of the latents after each step (runtime.latent_preview), e.g. for ComfyUI's preview.
+    cfg_end: fraction of the executed steps that run classifier-free guidance; after it the UNet and
+    ControlNets run at batch 1 (1.0 = every step, as before). control_budget: "full" or
+    "prompt_branch" (ControlNets on the conditional half only, residuals reused): guidance.py.
+    A map with nothing to say (a black pose map, a flat depth map) switches its net off, with a
+    note in the log and in the result's notes (empty_maps.py).
     """
     import torch
 
@@ -375,6 +393,7 @@ def transform(
         raise InputError(f"color lock strength must be between 0 and 1; got {color_lock!r}.")
     d_scale, d_start, d_end = _window(depth_scale, depth_start, depth_end, "depth")
     p_scale, p_start, p_end = _window(pose_scale, pose_start, pose_end, "pose")
+    guidance.check(cfg_end, control_budget)
     seed = int(seed) & 0xFFFFFFFFFFFFFFFF
 
     timings: Dict[str, float] = {}
@@ -407,12 +426,18 @@ def transform(
     from .imaging.images import to_pil
 
     init_pil, depth_pil, pose_pil = to_pil(rgb8), to_pil(depth8), to_pil(pose8)
+    d_scale = switch_off_empty("depth", depth8, d_scale, detected=depth_map is None, notes=notes)
+    p_scale = switch_off_empty("pose", pose8, p_scale, detected=pose_map is None, notes=notes)
 
     def job(attempt: runtime.Attempt) -> Tuple[np.ndarray, int, runtime.Attempt]:
-        step_cb = runtime.make_step_callback(callback, cancel=cancel, preview=preview)
+        schedule = guidance.GuidanceSchedule(float(cfg_end), control_budget)  # fresh per attempt
+        step_cb = runtime.make_step_callback(
+            callback, cancel=cancel, preview=preview, on_step=schedule.on_step if schedule.needed else None)
+        scale = schedule.guidance_scale(float(cfg), n_steps) if schedule.needed else float(cfg)
         # CPU generator: the same seed gives the same noise on every device (and on the fallback)
         gen = torch.Generator("cpu").manual_seed(seed)
-        with runtime.stage("synthesizing", timings, f"{n_steps} steps, {w}x{h}, {attempt}"):
+        detail = f"{n_steps} steps, {w}x{h}, {attempt}" + _schedule_detail(schedule, cfg, n_steps)
+        with runtime.stage("synthesizing", timings, detail), guidance.scheduled(schedule, pipe.sd.controlnet, pipe.sd.unet):
             out = pipe.sd(
                 prompt=prompt or "",
                 negative_prompt=negative or None,
@@ -420,7 +445,7 @@ def transform(
                 control_image=[depth_pil, pose_pil],
                 strength=float(denoise),
                 num_inference_steps=int(steps),
-                guidance_scale=float(cfg),
+                guidance_scale=scale,
                 controlnet_conditioning_scale=[d_scale, p_scale],
                 control_guidance_start=[d_start, p_start],
                 control_guidance_end=[d_end, p_end],
@@ -429,7 +454,7 @@ def transform(
                 generator=gen,
                 output_type="np",
                 callback_on_step_end=step_cb,
-                callback_on_step_end_tensor_inputs=["latents"],
+                callback_on_step_end_tensor_inputs=schedule.tensor_inputs(pipe.sd),
             )
         return np.asarray(out.images[0], dtype=np.float32), step_cb.steps_done, attempt
 

@@ -1,0 +1,240 @@
+"""cfg_end, control_budget and empty maps switching their net off (guidance.py, empty_maps.py), on tiny
+models, for the still (engine.transform) and the clip (animation.animate). Batch sizes and call counts
+are read with forward hooks on the real modules."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from fakes.engine_fixtures import _one_thread, rand_image, tiny_pipe, tiny_set  # noqa: F401 (fixtures)
+from zrealism_core import InputError
+from zrealism_core.animation import animate
+from zrealism_core.empty_maps import empty_reason
+from zrealism_core.engine import transform
+from zrealism_core.imaging.images import to_pil
+from zrealism_core.models.guidance import cond_half, guided_steps
+from zrealism_core.testing.tiny_motion import tiny_motion_adapter
+
+IMG = rand_image(32, 40, 0)
+DEPTH = rand_image(32, 40, 1)
+POSE = rand_image(32, 40, 2)
+BLACK = np.zeros((32, 40, 3), np.float32)
+
+
+class Batches:
+    """Records the batch (dim 0) of the first input of every forward of the given modules."""
+
+    def __init__(self, **modules):
+        self.seen = {name: [] for name in modules}
+        self.handles = [m.register_forward_pre_hook(self._hook(name), with_kwargs=True) for name, m in modules.items()]
+
+    def _hook(self, name):
+        def hook(module, args, kwargs):
+            sample = args[0] if args else kwargs["sample"]
+            self.seen[name].append(int(sample.shape[0]))
+        return hook
+
+    def __enter__(self):
+        return self.seen
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+
+
+def still(pipe, **kw):
+    args = dict(depth_map=DEPTH, pose_map=POSE, steps=8, denoise=0.5, seed=0, cfg=7.0, prompt="a photo", negative="drawing")
+    args.update(kw)
+    return transform(pipe, IMG, **args)
+
+
+def plain_diffusers_still(pipe, steps=8, denoise=0.5, cut_after=None):
+    """The same job in plain diffusers (stock MultiControlNetModel over the same nets). With `cut_after`,
+    an independent cfg cutoff: a callback that slices prompt_embeds AND control_image after that many steps."""
+    from diffusers import MultiControlNetModel, StableDiffusionControlNetImg2ImgPipeline
+    from zrealism_core.models.schedulers import DEFAULT_SCHEDULER, make_scheduler
+
+    sd = pipe.sd
+    plain = StableDiffusionControlNetImg2ImgPipeline(
+        vae=sd.vae, text_encoder=sd.text_encoder, tokenizer=sd.tokenizer, unet=sd.unet,
+        controlnet=MultiControlNetModel(list(sd.controlnet.nets)), scheduler=make_scheduler(DEFAULT_SCHEDULER, pipe.base_scheduler_config),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    plain.set_progress_bar_config(disable=True)
+
+    def cut(p, i, t, kw):
+        if cut_after is not None and i + 1 == cut_after:
+            p._guidance_scale = 0.0
+            kw["prompt_embeds"] = kw["prompt_embeds"].chunk(2)[1]
+            kw["control_image"] = [c.chunk(2)[1] for c in kw["control_image"]]
+        return kw
+
+    out = plain(
+        prompt="a photo", negative_prompt="drawing", image=to_pil(IMG), control_image=[to_pil(DEPTH), to_pil(POSE)],
+        strength=denoise, num_inference_steps=steps, guidance_scale=7.0, controlnet_conditioning_scale=[0.7, 0.7],
+        control_guidance_start=[0.0, 0.0], control_guidance_end=[1.0, 1.0], height=32, width=40,
+        generator=torch.Generator("cpu").manual_seed(0), output_type="np",
+        callback_on_step_end=cut, callback_on_step_end_tensor_inputs=["prompt_embeds", "control_image"],
+    )
+    return np.asarray(out.images[0], np.float32)
+
+
+def nets(pipe):
+    depth, pose = pipe.controlnets
+    return dict(unet=pipe.sd.unet, depth=depth, pose=pose)
+
+
+# ------------------------------------------------------------------ the rules
+
+def test_layout_rule_and_step_count():
+    x = torch.arange(6).reshape(6, 1)
+    assert cond_half(x, 3).flatten().tolist() == [3, 4, 5]  # [uncond; cond] -> the second half
+    assert cond_half(x, 6) is x and cond_half(torch.tensor(5.0), 1).ndim == 0  # not doubled / scalar: as is
+    assert [guided_steps(c, 13) for c in (1.0, 0.5, 0.0, 0.99)] == [13, 6, 0, 12]
+
+
+def test_empty_map_rules():
+    assert empty_reason("pose", BLACK, detected=True) == "no person found"
+    assert "no keypoints" in empty_reason("pose", BLACK + 3 / 255, detected=False)  # compression noise is still black
+    assert empty_reason("pose", POSE, detected=True) is None
+    assert "no contrast" in empty_reason("depth", np.full((8, 8, 3), 0.4, np.float32), detected=False)
+    assert empty_reason("depth", DEPTH, detected=False) is None
+
+
+# ------------------------------------------------------------------ still
+
+def test_defaults_are_bit_identical_to_plain_diffusers(tiny_pipe):
+    ref = plain_diffusers_still(tiny_pipe)
+    assert np.array_equal(still(tiny_pipe).image, ref)
+    assert np.array_equal(still(tiny_pipe, cfg_end=1.0, control_budget="full").image, ref)
+    assert tiny_pipe.sd.controlnet.plan is None
+
+
+def test_cfg_end_half_runs_batch_1_after_half_the_steps(tiny_pipe):
+    with Batches(**nets(tiny_pipe)) as seen:
+        r = still(tiny_pipe, cfg_end=0.5)
+    assert seen == {"unet": [2, 2, 1, 1], "depth": [2, 2, 1, 1], "pose": [2, 2, 1, 1]}  # 4 executed steps
+    # the same numbers as an independent cutoff on plain diffusers that slices prompt AND control images
+    np.testing.assert_allclose(r.image, plain_diffusers_still(tiny_pipe, cut_after=2), atol=1e-5)
+    assert np.abs(r.image - still(tiny_pipe).image).max() > 1e-4
+    assert tiny_pipe.sd.controlnet.plan is None and not tiny_pipe.sd.unet._forward_pre_hooks  # nothing left installed
+
+
+def test_cfg_end_zero_is_cfg_one(tiny_pipe):
+    with Batches(**nets(tiny_pipe)) as seen:
+        r = still(tiny_pipe, cfg_end=0.0)
+    assert seen["unet"] == [1, 1, 1, 1]
+    assert np.array_equal(r.image, still(tiny_pipe, cfg=1.0).image)
+
+
+def test_prompt_branch_halves_the_controlnet_batch_and_shares_residuals(tiny_pipe):
+    residuals = []
+
+    def grab(module, args, kwargs):
+        residuals.append(kwargs["mid_block_additional_residual"])
+
+    h = tiny_pipe.sd.unet.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        with Batches(**nets(tiny_pipe)) as seen:
+            r = still(tiny_pipe, control_budget="prompt_branch")
+    finally:
+        h.remove()
+    assert seen == {"unet": [2, 2, 2, 2], "depth": [1, 1, 1, 1], "pose": [1, 1, 1, 1]}
+    assert all(m.shape[0] == 2 and torch.equal(m[0], m[1]) for m in residuals)  # one residual for both branches
+    assert np.abs(r.image - still(tiny_pipe).image).max() > 1e-5
+    # without CFG there is nothing to share: the same as full
+    assert np.array_equal(still(tiny_pipe, cfg=1.0, control_budget="prompt_branch").image, still(tiny_pipe, cfg=1.0).image)
+
+
+def test_fast_combination_batches(tiny_pipe):
+    with Batches(**nets(tiny_pipe)) as seen:
+        still(tiny_pipe, cfg_end=0.5, control_budget="prompt_branch")
+    assert seen == {"unet": [2, 2, 1, 1], "depth": [1, 1, 1, 1], "pose": [1, 1, 1, 1]}
+
+
+def test_empty_pose_map_skips_the_pose_net_and_says_so(tiny_pipe, caplog):
+    with caplog.at_level(logging.WARNING, logger="zrealism"), Batches(**nets(tiny_pipe)) as seen:
+        r = still(tiny_pipe, pose_map=BLACK)
+    assert seen["pose"] == [] and seen["depth"] == [2, 2, 2, 2]
+    msg = "pose ControlNet off: the pose map has no keypoints (all black)"
+    assert msg in r.notes and msg in caplog.text
+    # the same image as asking for pose scale 0
+    assert np.array_equal(r.image, still(tiny_pipe, pose_map=BLACK, pose_scale=0.0).image)
+
+
+def test_detected_empty_pose_and_flat_depth(tiny_pipe, monkeypatch):
+    import zrealism_core.control_maps as cm
+
+    monkeypatch.setattr(cm, "pose_map", lambda *a, **k: np.zeros((32, 40, 3), np.float32))
+    with Batches(**nets(tiny_pipe)) as seen:
+        r = still(tiny_pipe, pose_map=None, depth_map=np.full((32, 40, 3), 0.5, np.float32))
+    assert seen["pose"] == [] and seen["depth"] == [] and seen["unet"] == [2, 2, 2, 2]
+    assert "pose ControlNet off: no person found" in r.notes
+    assert any(n.startswith("depth ControlNet off: the depth map has no contrast") for n in r.notes)
+
+
+@pytest.mark.parametrize("kw, match", [(dict(cfg_end=1.5), "cfg_end"), (dict(cfg_end="x"), "cfg_end"),
+                                       (dict(control_budget="half"), "control_budget")])
+def test_bad_values_are_input_errors(tiny_pipe, kw, match):
+    with pytest.raises(InputError, match=match):
+        still(tiny_pipe, **kw)
+
+
+# ------------------------------------------------------------------ clip
+
+FRAMES = 3
+
+
+@pytest.fixture(scope="module")
+def adapter():
+    return tiny_motion_adapter(max_seq_length=8)
+
+
+def clip(pipe, adapter, **kw):
+    args = dict(motion_adapter=adapter, frames=FRAMES, steps=4, strength=1.0, cfg=7.0, seed=0, prompt="a photo",
+                depth_map=DEPTH, pose_map=POSE, color_lock=0.0)
+    args.update(kw)
+    return animate(pipe, IMG, **args)
+
+
+def motion_nets(pipe, adapter):
+    from zrealism_core.animation import motion_pipeline
+
+    mp = motion_pipeline(pipe, adapter)
+    depth, pose = pipe.controlnets
+    return dict(unet=mp.unet, depth=depth, pose=pose)
+
+
+def test_clip_defaults_bit_identical_to_the_stock_multicontrolnet(tiny_pipe, adapter):
+    from diffusers import MultiControlNetModel
+
+    ours = clip(tiny_pipe, adapter)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, clip(tiny_pipe, adapter, cfg_end=1.0, control_budget="full")))
+    skipping = tiny_pipe.sd.controlnet
+    tiny_pipe.sd.controlnet = MultiControlNetModel(list(skipping.nets))  # the motion pipeline is rebuilt around it
+    try:
+        ref = clip(tiny_pipe, adapter)
+    finally:
+        tiny_pipe.sd.controlnet = skipping
+    assert all(np.array_equal(a, b) for a, b in zip(ours, ref))
+
+
+def test_clip_cfg_end_prompt_branch_and_empty_pose(tiny_pipe, adapter, caplog):
+    f = FRAMES
+    mods = motion_nets(tiny_pipe, adapter)
+    with Batches(**mods) as seen:
+        half = clip(tiny_pipe, adapter, cfg_end=0.5)
+    # motion UNet sample [B, C, F, h, w]: 2 -> 1; ControlNets see frames flattened [neg x F; pos x F] -> [pos x F]
+    assert seen == {"unet": [2, 2, 1, 1], "depth": [2 * f, 2 * f, f, f], "pose": [2 * f, 2 * f, f, f]}
+    assert all(np.isfinite(x).all() for x in half)
+    with Batches(**mods) as seen:
+        clip(tiny_pipe, adapter, control_budget="prompt_branch")
+    assert seen == {"unet": [2, 2, 2, 2], "depth": [f] * 4, "pose": [f] * 4}
+    with caplog.at_level(logging.WARNING, logger="zrealism"), Batches(**mods) as seen:
+        c = clip(tiny_pipe, adapter, pose_map=BLACK)
+    assert seen["pose"] == [] and seen["depth"] == [2 * f] * 4
+    assert "pose ControlNet off: the pose map has no keypoints (all black)" in c.notes
+    assert "pose ControlNet off" in caplog.text
