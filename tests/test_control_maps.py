@@ -389,3 +389,40 @@ def test_depth_and_pose_on_cuda_match_the_cpu_maps(da_root, aux_ckpts):
     assert control_maps.pose_map(img, annotator_dirs=[aux_ckpts], resolution=64, device="cuda").shape == (70, 100, 3)
     assert {k[2] for k in control_maps._cache} >= {"cpu", "cuda"}  # cached per device
     control_maps.unload_detectors()
+
+
+# ------------------------------------------------------------------ prepare_maps (still and clip)
+
+def test_prepare_maps_resizes_given_maps_and_detects_only_what_is_needed(monkeypatch):
+    from zrealism_core.imaging.images import resize_rgb
+
+    image = np.full((40, 48, 3), 0.5, np.float32)
+    calls = []
+
+    def fake_depth(img, **kw):
+        calls.append(("depth", img.shape, kw["method"], kw["resolution"]))
+        return np.full((20, 24, 3), 0.25, np.float32)  # a detector answer of another size is resized too
+
+    monkeypatch.setattr(control_maps, "depth_map", fake_depth)
+    monkeypatch.setattr(control_maps, "pose_map", lambda img, **kw: calls.append(("pose",)) or np.zeros_like(img))
+    pose = np.random.default_rng(0).random((17, 23, 3)).astype(np.float32)
+    timings = {}
+    maps = control_maps.prepare_maps(image, pose=pose, method="midas", resolution=256, timings=timings)
+    assert calls == [("depth", (40, 48, 3), "midas", 256)]  # the given pose map is not detected
+    assert maps.depth.shape == maps.pose.shape == (40, 48, 3)
+    np.testing.assert_allclose(maps.depth, 0.25, atol=1 / 255)
+    np.testing.assert_array_equal(maps.pose, resize_rgb(pose, 40, 48))
+    assert set(timings) == {"depth map"}
+    calls.clear()
+    assert control_maps.prepare_maps(image, need_depth=False, need_pose=False) == (None, None)
+    assert calls == []
+
+
+def test_prepare_maps_checks_cancel_after_each_map(monkeypatch):
+    from zrealism_core.errors import CancelledError
+
+    monkeypatch.setattr(control_maps, "depth_map", lambda img, **kw: np.zeros_like(img))
+    monkeypatch.setattr(control_maps, "pose_map", lambda img, **kw: pytest.fail("pose detected after a cancel"))
+    with pytest.raises(CancelledError):
+        control_maps.prepare_maps(np.zeros((8, 8, 3), np.float32), cancel=lambda: True)
+

@@ -42,7 +42,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import InputError, ModelFileError
-from .imaging.images import to_pil, to_rgb
+from .imaging.images import resize_rgb, to_pil, to_rgb
 from .models.motion import MotionLora, MotionModel, as_motion_model, load_motion_lora, require_peft
 from .empty_maps import switch_off_empty
 from .models.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET, GuidanceSchedule, scheduled
@@ -188,22 +188,6 @@ def _check_args(frames: int, fps: float, strength: float, steps: int, cfg: float
         raise InputError(f"loop must be one of {', '.join(LOOP_MODES)}; got {loop!r}.")
 
 
-def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
-    if img.shape[:2] == (h, w):
-        return img
-    import cv2
-
-    shrink = h < img.shape[0] and w < img.shape[1]
-    out = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
-
-
-def _map(value: Any, name: str, h: int, w: int) -> Optional[np.ndarray]:
-    if value is None:
-        return None
-    return _resize(to_rgb(value, name=name), h, w)
-
-
 def _loras(motion: MotionModel, motion_lora: Any, strength: float) -> List[MotionLora]:
     items: List[MotionLora] = list(motion.loras)
     extra = motion_lora if isinstance(motion_lora, (list, tuple)) else ([motion_lora] if motion_lora is not None else [])
@@ -285,27 +269,6 @@ def _restorer(zp: Any, mp: Any, sparsectrl: Any, restore: Optional[Callable[[Att
     return undo
 
 
-def _maps(zp: Any, rgb: np.ndarray, depth_map: Any, pose_map: Any, depth_scale: float, pose_scale: float,
-          h: int, w: int, annotator_dirs: Any, timings: Dict[str, float]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-    """The still's maps at (h, w): given ones resized; missing ones detected like the still sampler
-    does (control_maps), unless that net's scale is 0 (then it is off and needs no map)."""
-    dirs = annotator_dirs if annotator_dirs is not None else zp.annotator_dirs
-    det_device = "cpu" if zp.home_device.type == "cpu" else str(zp.home_device)
-    depth = _map(depth_map, "depth_map", h, w)
-    if depth is None and depth_scale > 0:
-        from .control_maps import depth_map as detect_depth
-
-        with stage("depth map", timings):
-            depth = _resize(detect_depth(rgb, annotator_dirs=dirs, device=det_device), h, w)
-    pose = _map(pose_map, "pose_map", h, w)
-    if pose is None and pose_scale > 0:
-        from .control_maps import pose_map as detect_pose
-
-        with stage("pose map", timings):
-            pose = _resize(detect_pose(rgb, annotator_dirs=dirs, device=det_device), h, w)
-    return depth, pose
-
-
 def animate(
     pipe: Any,
     still: Any,
@@ -384,15 +347,22 @@ def animate(
     notes: List[str] = []  # runtime.note(notes, ...) for everything switched off or changed on the user's behalf
     src = to_rgb(still, name="still")
     h, w = round_to_8(*src.shape[:2])
-    still8 = _resize(src, h, w)
+    still8 = resize_rgb(src, h, w)
     motion = as_motion_model(motion_adapter)
     if sparsectrl is None:
         sparsectrl = motion.sparsectrl
     loras = _loras(motion, motion_lora, motion_lora_strength)
     if loras:
         require_peft()
-    depth, pose = (None, None) if sparsectrl is not None else _maps(
-        zp, still8, depth_map, pose_map, float(depth_scale), float(pose_scale), h, w, annotator_dirs, timings)
+    depth, pose = None, None
+    if sparsectrl is None:  # the keyframe guides instead; missing maps are detected only for a net that is on
+        from .control_maps import prepare_maps
+
+        depth, pose = prepare_maps(
+            still8, depth=depth_map, pose=pose_map, need_depth=float(depth_scale) > 0, need_pose=float(pose_scale) > 0,
+            annotator_dirs=annotator_dirs if annotator_dirs is not None else zp.annotator_dirs,
+            device="cpu" if zp.home_device.type == "cpu" else str(zp.home_device), timings=timings,
+        )
     check_cancel(cancel)
 
     n_gen = frames + (loop_tail_frames(frames) if loop == "crossfade" else 0)

@@ -2,6 +2,8 @@
 
     depth_map(image, method="auto" | "depth_anything" | "midas", annotator_dirs=[...]) -> H,W,3 float32
     pose_map(image, annotator_dirs=[...]) -> H,W,3 float32
+    prepare_maps(image, depth=..., pose=...) -> ControlMaps(depth, pose): what the still and the clip
+        are guided by: given maps resized to the image, missing ones detected
 
 Both return a map of the input's size, in 0..1, in the convention the SD1.5 ControlNets were
 trained on: depth is grayscale with near = bright (both detectors predict relative inverse
@@ -28,13 +30,14 @@ import pickle
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from .models import annotators
 from .errors import InputError, ModelFileError
-from .imaging.images import ImageLike, to_rgb, to_uint8
+from .imaging.images import ImageLike, resize_rgb, to_rgb, to_uint8
+from .models.runtime import check_cancel, stage
 
 log = logging.getLogger("zrealism")
 
@@ -138,6 +141,55 @@ def pose_map(
     skeleton = _resize(np.asarray(raw, dtype=np.float32) / 255.0, rgb.shape[:2], "linear")
     log.info("pose map %dx%d in %.2f s", rgb.shape[1], rgb.shape[0], time.perf_counter() - start)
     return np.ascontiguousarray(np.clip(skeleton, 0.0, 1.0).astype(np.float32))
+
+
+class ControlMaps(NamedTuple):
+    """The maps a job is guided by, at the image's size (None: not given and not needed)."""
+
+    depth: Optional[np.ndarray]
+    pose: Optional[np.ndarray]
+
+
+def prepare_maps(
+    image: np.ndarray,
+    *,
+    depth: Any = None,
+    pose: Any = None,
+    need_depth: bool = True,
+    need_pose: bool = True,
+    method: str = "auto",
+    annotator_dirs: Optional[Iterable[Any]] = None,
+    resolution: int = 512,
+    device: Any = "cpu",
+    timings: Optional[Dict[str, float]] = None,
+    cancel: Any = None,
+) -> ControlMaps:
+    """The depth and pose maps for `image` (H,W,3 float, the size the job runs at), for the still
+    (engine.transform) and the clip (animation.animate) alike.
+
+    depth / pose: maps the user gave (any size, any image type): resized to the image, never
+    detected. A missing map is detected from `image` when it is needed (need_depth / need_pose) and
+    left None otherwise. method / resolution / device / annotator_dirs: as in depth_map / pose_map.
+    timings: gets a "depth map" / "pose map" entry per detection. cancel: checked after each map.
+    """
+    h, w = image.shape[:2]
+    maps = []
+    for kind, given, needed, detect in (
+        ("depth map", depth, need_depth,
+         lambda: depth_map(image, method=method, annotator_dirs=annotator_dirs, resolution=resolution, device=device)),
+        ("pose map", pose, need_pose,
+         lambda: pose_map(image, annotator_dirs=annotator_dirs, resolution=resolution, device=device)),
+    ):
+        if given is not None:
+            found = resize_rgb(to_rgb(given, name=kind), h, w)
+        elif needed:
+            with stage(kind, timings):
+                found = resize_rgb(detect(), h, w)
+        else:
+            found = None
+        maps.append(found)
+        check_cancel(cancel)
+    return ControlMaps(*maps)
 
 
 def available_depth_method(annotator_dirs: Optional[Iterable[Any]] = None) -> Optional[str]:

@@ -26,7 +26,7 @@ from .models import device as devices
 from .models import guidance, runtime
 from .empty_maps import switch_off_empty
 from .errors import InputError
-from .imaging.images import to_mask, to_rgb
+from .imaging.images import resize_rgb, to_mask, to_rgb
 from .models.schedulers import DEFAULT_SCHEDULER, make_scheduler
 
 log = logging.getLogger("zrealism")
@@ -270,17 +270,6 @@ def round_to_8(h: int, w: int) -> Tuple[int, int]:
     return max(8, int(h / 8.0 + 0.5) * 8), max(8, int(w / 8.0 + 0.5) * 8)  # half rounds up
 
 
-def _resize_rgb(arr: np.ndarray, h: int, w: int) -> np.ndarray:
-    if arr.shape[:2] == (h, w):
-        return arr
-    from PIL import Image
-
-    from .imaging.images import to_pil
-
-    out = to_pil(arr).resize((w, h), Image.LANCZOS)
-    return np.asarray(out, dtype=np.float32) / 255.0
-
-
 def _resize_mask(m: np.ndarray, h: int, w: int) -> np.ndarray:
     if m.shape == (h, w):
         return m
@@ -312,12 +301,6 @@ def _schedule_detail(schedule: guidance.GuidanceSchedule, cfg: float, n_steps: i
     if schedule.control_budget != "full":
         parts.append(f"ControlNets on the prompt branch only ({schedule.control_budget})")
     return "; " + "; ".join(parts) if parts else ""
-
-
-def _control_map(given: Any, name: str, h: int, w: int, detect: Callable[[], np.ndarray]) -> np.ndarray:
-    if given is None:
-        return _resize_rgb(detect(), h, w)
-    return _resize_rgb(to_rgb(given, name=name), h, w)
 
 
 def transform(
@@ -401,27 +384,17 @@ def transform(
     rgb = to_rgb(image, name="image")
     h0, w0 = rgb.shape[:2]
     h, w = round_to_8(h0, w0)
-    rgb8 = _resize_rgb(rgb, h, w)
+    rgb8 = resize_rgb(rgb, h, w)
     mask8 = _resize_mask(to_mask(mask, (h0, w0)), h, w) if mask is not None else None
     dirs = annotator_dirs if annotator_dirs is not None else pipe.annotator_dirs
     det_device = "cpu" if pipe.home_device.type == "cpu" else str(pipe.home_device)
 
-    def detect_depth() -> np.ndarray:
-        from .control_maps import depth_map as _depth
+    from .control_maps import prepare_maps
 
-        with runtime.stage("depth map", timings):
-            return _depth(rgb8, method=depth_method, annotator_dirs=dirs, resolution=detect_resolution, device=det_device)
-
-    def detect_pose() -> np.ndarray:
-        from .control_maps import pose_map as _pose
-
-        with runtime.stage("pose map", timings):
-            return _pose(rgb8, annotator_dirs=dirs, resolution=detect_resolution, device=det_device)
-
-    depth8 = _control_map(depth_map, "depth map", h, w, detect_depth)
-    runtime.check_cancel(cancel)
-    pose8 = _control_map(pose_map, "pose map", h, w, detect_pose)
-    runtime.check_cancel(cancel)
+    depth8, pose8 = prepare_maps(
+        rgb8, depth=depth_map, pose=pose_map, method=depth_method, annotator_dirs=dirs,
+        resolution=detect_resolution, device=det_device, timings=timings, cancel=cancel,
+    )
 
     from .imaging.images import to_pil
 

@@ -144,6 +144,17 @@ def to_pil(image: np.ndarray):
     return Image.fromarray(arr)
 
 
+def resize_rgb(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """H,W,3 float 0..1 -> h,w,3 float32: the one resampler for the pictures and control maps the
+    still and the clip are made from (Lanczos on the 8-bit picture the pipelines are given anyway)."""
+    if image.shape[:2] == (h, w):
+        return image
+    from PIL import Image
+
+    out = to_pil(image).resize((w, h), Image.LANCZOS)
+    return np.asarray(out, dtype=np.float32) / 255.0
+
+
 def load_image(path: Union[str, Path], *, name: str = "image") -> np.ndarray:
     """Read an image file as float32 H,W,C (alpha kept) with a clear error if it cannot be read."""
     from PIL import Image, UnidentifiedImageError
