@@ -6,9 +6,7 @@ from typing import Any, Tuple
 
 from . import bridge
 from ..zrealism_core.errors import InputError
-
-# ZREALISM_PARAMS fields this node takes (the still's denoise/steps/cfg do not apply to the clip)
-PARAMS_OVERRIDE = ("depth_scale", "pose_scale", "control_end")
+from ..zrealism_core.params import CLIP_DEFAULTS as D, apply_params
 
 
 def _float(default: float, lo: float, hi: float, step: float, tooltip: str) -> tuple:
@@ -57,9 +55,9 @@ class ZRealism_AnimateDiffFuse:
                 "loop": (["off", "crossfade", "pingpong"], {"default": "off",
                                                             "tooltip": "off; crossfade = extra tail frames blended into the first ones so the clip loops seamlessly (same length); pingpong = play forward then backward."}),
                 "color_lock": _float(1.0, 0.0, 1.0, 0.05, "Pull each frame's colours (LAB mean/spread) toward the still, inside the mask if connected. 0 = off, 1 = full."),
-                "depth_scale": _float(0.7, 0.0, 2.0, 0.05, "Strength of the depth ControlNet on every frame; 0 turns it off." + override),
-                "pose_scale": _float(0.7, 0.0, 2.0, 0.05, "Strength of the OpenPose ControlNet on every frame; 0 turns it off." + override),
-                "control_end": _float(1.0, 0.05, 1.0, 0.01, "Fraction of the schedule the ControlNets act in." + override),
+                "depth_scale": _float(D["depth_scale"], 0.0, 2.0, 0.05, "Strength of the depth ControlNet on every frame; 0 turns it off." + override),
+                "pose_scale": _float(D["pose_scale"], 0.0, 2.0, 0.05, "Strength of the OpenPose ControlNet on every frame; 0 turns it off." + override),
+                "control_end": _float(D["control_end"], 0.05, 1.0, 0.01, "Fraction of the schedule the ControlNets act in." + override),
             },
             "optional": {
                 "depth_map": ("IMAGE", {"tooltip": "The still's depth map (the sampler's depth_map output); without it the map is detected from the still. One for all stills or one per still."}),
@@ -82,12 +80,7 @@ class ZRealism_AnimateDiffFuse:
             raise InputError("pipe must come from Z-Realism Model Loader.")
         if not isinstance(motion, MotionModel):
             raise InputError("motion must come from Z-Realism Motion Model Loader.")
-        v = dict(depth_scale=depth_scale, pose_scale=pose_scale, control_end=control_end)
-        if params is not None:
-            for name in PARAMS_OVERRIDE:
-                value = params.get(name) if isinstance(params, dict) else getattr(params, name, None)
-                if value is not None:
-                    v[name] = float(value)
+        v = apply_params(dict(depth_scale=depth_scale, pose_scale=pose_scale, control_end=control_end), params, "clip")
         stills = bridge.image_to_numpy(still)
         batch = len(stills)
         depths = bridge.image_to_numpy(depth_map) if depth_map is not None else None

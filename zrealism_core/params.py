@@ -1,10 +1,14 @@
-"""How analyzer recommendations (RecommendedParams, the ZREALISM_PARAMS node type) override sampler settings.
+"""How analyzer recommendations (RecommendedParams, the ZREALISM_PARAMS node type) override settings.
 
-One rule for the sampler node and the `zrealism run` command, so both give the same result.
+One rule, one table (PARAMS_OVERRIDE), for the sampler node, the AnimateDiff Fuse node and the
+`zrealism run` command, so a graph and the command give the same result. Each row says which
+settings a RecommendedParams field replaces in the still (sampler node, `zrealism run`'s still)
+and in the clip (AnimateDiff Fuse, `zrealism run --video`). To let params replace another setting,
+add it to a row (or add a row); nothing else needs to change.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 # The sampler's own defaults (the node's widget defaults and `zrealism run`'s starting point).
 SAMPLER_DEFAULTS: Dict[str, Any] = {
@@ -12,31 +16,50 @@ SAMPLER_DEFAULTS: Dict[str, Any] = {
     "depth_start": 0.0, "depth_end": 1.0, "pose_start": 0.0, "pose_end": 1.0, "color_lock": 0.0,
 }
 
-# RecommendedParams field -> the sampler settings it replaces
-PARAMS_OVERRIDE = {
-    "depth_scale": ("depth_scale",),
-    "pose_scale": ("pose_scale",),
-    "denoise": ("denoise",),
-    "steps": ("steps",),
-    "cfg": ("cfg",),
-    "control_end": ("depth_end", "pose_end"),
+# AnimateDiff Fuse's defaults for the settings params may replace in the clip (its widget defaults,
+# and `zrealism run --video`'s starting point).
+CLIP_DEFAULTS: Dict[str, Any] = {"depth_scale": 0.7, "pose_scale": 0.7, "control_end": 1.0}
+
+TARGETS = ("still", "clip")
+
+# RecommendedParams field -> {target: the settings it replaces there}. The still's denoise, steps
+# and cfg do not apply to the clip (its strength, steps and cfg are its own).
+PARAMS_OVERRIDE: Dict[str, Dict[str, Tuple[str, ...]]] = {
+    "depth_scale": {"still": ("depth_scale",), "clip": ("depth_scale",)},
+    "pose_scale": {"still": ("pose_scale",), "clip": ("pose_scale",)},
+    "denoise": {"still": ("denoise",)},
+    "steps": {"still": ("steps",)},
+    "cfg": {"still": ("cfg",)},
+    "control_end": {"still": ("depth_end", "pose_end"), "clip": ("control_end",)},
 }
 
+# Settings that are whole numbers (everything else a params field replaces is a float).
+_INTEGER = {"steps"}
 
-def apply_params(values: Dict[str, Any], params: Any) -> Dict[str, Any]:
+
+def replaced_settings(target: str = "still") -> Tuple[str, ...]:
+    """The settings of `target` that a connected ZREALISM_PARAMS replaces, in table order."""
+    if target not in TARGETS:
+        raise ValueError(f"params target must be one of {TARGETS}; got {target!r}")
+    return tuple(name for row in PARAMS_OVERRIDE.values() for name in row.get(target, ()))
+
+
+def apply_params(values: Dict[str, Any], params: Any, target: str = "still") -> Dict[str, Any]:
     """`values` with those a connected ZREALISM_PARAMS carries replaced (see PARAMS_OVERRIDE).
 
     `params` is a RecommendedParams, a dict with the same keys, or None (nothing replaced).
+    target: "still" (the sampler) or "clip" (AnimateDiff Fuse).
     """
+    replaced_settings(target)  # validates target
     if params is None:
         return values
     out = dict(values)
-    for field_name, names in PARAMS_OVERRIDE.items():
+    for field_name, row in PARAMS_OVERRIDE.items():
         value = getattr(params, field_name, None)
         if value is None and isinstance(params, dict):
             value = params.get(field_name)
         if value is None:
             continue
-        for name in names:
-            out[name] = int(value) if name == "steps" else float(value)
+        for name in row.get(target, ()):
+            out[name] = int(value) if name in _INTEGER else float(value)
     return out

@@ -156,7 +156,7 @@ def run_image(
     from .evaluation import evaluate, evaluate_video
     from .imaging.images import load_image, save_image
     from .imaging.panel import render_panel
-    from .params import SAMPLER_DEFAULTS, apply_params
+    from .params import CLIP_DEFAULTS, SAMPLER_DEFAULTS, apply_params
     from .prep import prepare_white_background
 
     if image is None:
@@ -207,17 +207,19 @@ def run_image(
                 pose_start=float(settings["pose_start"]), pose_end=float(settings["pose_end"]),
                 color_lock=float(options.color_lock), callback=_step_progress("still", progress), **extra,
             )
-        frames = None
+        frames, clip_settings = None, None
         if options.video:
             from .animation import animate
 
+            # AnimateDiff Fuse's defaults, replaced by the analyzer's params, as in the video workflow
+            clip_settings = apply_params(dict(CLIP_DEFAULTS), analysis.params, "clip")
             with timed("video"):
                 frames = animate(
                     pipe, still.image, motion_adapter=motion_adapter, frames=int(options.frames), fps=options.fps,
                     strength=float(options.video_strength), seed=int(options.seed),
                     steps=int(options.video_steps or settings["steps"]), cfg=float(settings["cfg"]),
                     depth_map=still.depth_map, pose_map=still.pose_map, prompt=positive, negative=negative,
-                    mask=prep.mask, callback=_step_progress("video", progress),
+                    mask=prep.mask, callback=_step_progress("video", progress), **clip_settings,
                 )
         with timed("evaluate"):
             report = evaluate(prep.image, still.image, prep.mask)
@@ -248,6 +250,7 @@ def run_image(
         "analysis": {"features": analysis.features, "params": analysis.params.to_dict(),
                      "positive": analysis.positive, "negative": analysis.negative},
         "settings": {**settings, "prompt": positive, "negative": negative, "seed": int(options.seed)},
+        "video_settings": clip_settings,
         "device": {"device": still.device, "dtype": still.dtype, "fallback": still.fallback},
         "still": report.to_dict(),
         "video": video_report.to_dict() if video_report is not None else None,
