@@ -329,6 +329,7 @@ def animate(
     """
     import torch
 
+    from . import pipe_view
     from .imaging.color_lock import color_lock as lock_colors
     from .engine import round_to_8
 
@@ -390,7 +391,11 @@ def animate(
             height=h, width=w, generator=generator, output_type="np", decode_chunk_size=max(1, int(decode_chunk_size)),
             callback_on_step_end=step_cb, callback_on_step_end_tensor_inputs=schedule.tensor_inputs(mp),
         )
-        with stage("animating", timings, f"{n_gen} frames {w}x{h}, {steps} steps x strength {strength}, {attempt}"):
+        # the view's LoRAs (in place on the shared 2D weights) and IP-Adapter (on the motion UNet)
+        # are active only in here; prompts are encoded in here too, so a text-encoder LoRA applies
+        with stage("animating", timings, f"{n_gen} frames {w}x{h}, {steps} steps x strength {strength}, {attempt}"), \
+                pipe_view.active(zp, unet=mp.unet, scheduler_of=mp, timings=timings) as adapter_kwargs:
+            common.update(adapter_kwargs)
             with torch.inference_mode(), scheduled(schedule, mp.controlnet, mp.unet):
                 if sparsectrl is not None:
                     out = _run_sparsectrl(mp, still_pil, n_gen, float(strength), float(sparsectrl_scale), loop, common)

@@ -52,7 +52,12 @@ class TransformResult:
 
 
 class ZRealismPipeline:
-    """A loaded SD1.5 + depth + pose ControlNet pipeline and where it should run (see module doc)."""
+    """A loaded SD1.5 + depth + pose ControlNet pipeline and where it should run (see module doc).
+
+    `with_lora(path, strength)` / `with_ip_adapter(...)` return light views of it (pipe_view.py)."""
+
+    loras: Tuple = ()        # (LoraFile, strength) pairs a job applies; only views have any
+    ip_adapter: Any = None   # an ip_adapter.IPAdapterSpec on views that have one
 
     def __init__(
         self,
@@ -107,6 +112,26 @@ class ZRealismPipeline:
             "vae": self.sd.vae,
             "text_encoder": self.sd.text_encoder,
         }
+
+    def adapter_modules(self) -> Dict[str, Any]:
+        """Modules a view adds for its jobs (IP-Adapter); none on a plain pipeline."""
+        from .pipe_view import adapter_modules
+
+        return adapter_modules(self)
+
+    def with_lora(self, path: PathLike, strength: float = 1.0) -> "ZRealismPipeline":
+        """A view of this pipeline with one more LoRA (kohya/A1111, LyCORIS, diffusers/peft SD1.5 file)."""
+        from .pipe_view import with_lora
+
+        return with_lora(self, path, strength)
+
+    def with_ip_adapter(self, ip_adapter: PathLike, clip_vision: PathLike, image: Any, *, weight: float = 0.6,
+                        start: float = 0.0, end: float = 1.0) -> "ZRealismPipeline":
+        """A view of this pipeline with an SD1.5 IP-Adapter (plain, plus, plus-face), its CLIP ViT-H/14
+        image encoder file and the reference image."""
+        from .pipe_view import with_ip_adapter
+
+        return with_ip_adapter(self, ip_adapter, clip_vision, image, weight=weight, start=start, end=end)
 
     def attempts(self, fallback: Optional[bool] = None) -> List[runtime.Attempt]:
         return runtime.attempt_chain(self.home_device, self.home_dtype, fallback=self.fallback if fallback is None else fallback)
@@ -358,6 +383,8 @@ def transform(
     """
     import torch
 
+    from . import pipe_view
+
     if not isinstance(pipe, ZRealismPipeline) or pipe.sd is None:
         raise InputError("pipe must be a loaded pipeline from load_pipeline() (it may have been unloaded).")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
@@ -410,8 +437,12 @@ def transform(
         # CPU generator: the same seed gives the same noise on every device (and on the fallback)
         gen = torch.Generator("cpu").manual_seed(seed)
         detail = f"{n_steps} steps, {w}x{h}, {attempt}" + _schedule_detail(schedule, cfg, n_steps)
-        with runtime.stage("synthesizing", timings, detail), guidance.scheduled(schedule, pipe.sd.controlnet, pipe.sd.unet):
+        # the view's LoRAs / IP-Adapter are active only inside this block (after placement; the
+        # text encoder's LoRA too, so prompts must be encoded in here); weights restored on exit
+        with pipe_view.active(pipe, timings=timings) as adapter_kwargs, \
+                runtime.stage("synthesizing", timings, detail), guidance.scheduled(schedule, pipe.sd.controlnet, pipe.sd.unet):
             out = pipe.sd(
+                **adapter_kwargs,
                 prompt=prompt or "",
                 negative_prompt=negative or None,
                 image=init_pil,

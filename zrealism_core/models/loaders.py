@@ -152,7 +152,7 @@ def classify(path: PathLike, shapes: Optional[Mapping[str, Tuple[int, ...]]] = N
     if (vae_ldm or vae_diff) and not starts("model.diffusion_model."):
         info.kind, info.layout = "vae", ("diffusers" if vae_diff else "ldm")
         return info
-    if has("lora_", ".lora.", "lora_unet", "lora_te"):
+    if has("lora_", ".lora.", "lora_unet", "lora_te", "hada_w1_a", "lokr_w1"):
         info.notes.append("this looks like a LoRA")
     return info
 
@@ -184,6 +184,11 @@ def check_base(path: PathLike) -> FileInfo:
     name = p.name
     if info.kind == "sd15":
         return info
+    if info.kind == "unknown" and "this looks like a LoRA" in info.notes:
+        raise ModelFileError(
+            f"{name} is a LoRA, not a checkpoint: put it in ComfyUI/models/loras/ and add it with the Z-Realism LoRA "
+            f"Loader node (CLI: --lora FILE[:STRENGTH]) after choosing an SD1.5 checkpoint here. {_hint('base')}"
+        )
     why = {
         "sdxl": "is an SDXL checkpoint (it has SDXL's second text encoder / size embeddings); Z-Realism needs SD1.5",
         "sd2": "is an SD2.x checkpoint (OpenCLIP text encoder, cross-attention 1024); Z-Realism needs SD1.5",

@@ -1,0 +1,133 @@
+"""LoRA views on tiny models: strength 0 == no LoRA, strength 1 changes the output, the base pipe is
+bit-identical after a job, two views alternate, each file format loads, bad files are refused."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fakes.engine_fixtures import _one_thread, rand_image, tiny_pipe, tiny_set  # noqa: F401 (fixtures)
+from zrealism_core import InputError, ModelFileError
+from zrealism_core.engine import ZRealismPipeline, transform
+from zrealism_core.pipe_view import PipelineView
+from zrealism_core.testing import tiny_loras
+
+IMG = rand_image(32, 32, 0)
+
+
+def run(pipe, prompt="a photo"):
+    return transform(pipe, IMG, depth_map=IMG, pose_map=IMG, prompt=prompt, steps=2, denoise=1.0, seed=3).image
+
+
+def weights(pipe):
+    return {k: v.detach().clone() for m in ("unet", "text_encoder") for k, v in getattr(pipe.sd, m).state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def lora_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("loras")
+    return dict(
+        kohya=tiny_loras.write_kohya_lora(d / "tiny-kohya.safetensors"),
+        kohya_pt=tiny_loras.write_kohya_lora(d / "tiny-kohya.pt", seed=11),
+        peft=tiny_loras.write_peft_lora(d / "tiny-peft.safetensors"),
+        loha=tiny_loras.write_loha_lora(d / "tiny-loha.safetensors"),
+        sdxl=tiny_loras.write_sdxl_lora(d / "tiny-sdxl-lora.safetensors"),
+    )
+
+
+def test_strength_zero_is_plain_and_one_changes(tiny_pipe, lora_files):
+    plain = run(tiny_pipe)
+    zero = tiny_pipe.with_lora(lora_files["kohya"], 0.0)
+    one = tiny_pipe.with_lora(lora_files["kohya"], 1.0)
+    assert isinstance(one, ZRealismPipeline) and isinstance(one, PipelineView)
+    assert np.array_equal(run(zero), plain)
+    changed = run(one)
+    assert np.abs(changed - plain).max() > 1e-3
+    assert np.array_equal(run(tiny_pipe), plain)  # the base pipe after a LoRA job: bit-identical
+
+
+def test_weights_restored_exactly_and_file_read_once(tiny_pipe, lora_files):
+    before = weights(tiny_pipe)
+    view = tiny_pipe.with_lora(lora_files["kohya"], 0.7)
+    run(view)
+    after = weights(tiny_pipe)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    again = tiny_pipe.with_lora(lora_files["kohya"], 0.3)
+    assert again.loras[0][0] is view.loras[0][0]  # loaded once per file, per pipeline
+
+
+def test_two_views_alternate(tiny_pipe, lora_files):
+    a = tiny_pipe.with_lora(lora_files["kohya"], 0.5)
+    b = tiny_pipe.with_lora(lora_files["kohya"], 1.5)
+    ra, rb = run(a), run(b)
+    assert not np.array_equal(ra, rb)
+    assert np.array_equal(run(a), ra)
+    assert np.array_equal(run(b), rb)
+
+
+def test_chained_loras_and_text_encoder_part(tiny_pipe, lora_files):
+    chained = tiny_pipe.with_lora(lora_files["kohya"], 1.0).with_lora(lora_files["peft"], 1.0)
+    assert [s for _, s in chained.loras] == [1.0, 1.0]
+    assert not np.array_equal(run(chained), run(tiny_pipe.with_lora(lora_files["kohya"], 1.0)))
+    lf = chained.loras[0][0]
+    assert lf.targets() == ["text_encoder", "unet"]
+    assert any(l.parts["down"].dim() == 4 for l in lf.layers)  # LoCon-style conv layers were read
+
+
+@pytest.mark.parametrize("kind", ["peft", "loha", "kohya_pt"])
+def test_other_formats_change_the_output(tiny_pipe, lora_files, kind):
+    plain = run(tiny_pipe)
+    assert np.abs(run(tiny_pipe.with_lora(lora_files[kind], 1.0)) - plain).max() > 1e-3
+    assert np.array_equal(run(tiny_pipe), plain)
+
+
+def test_negative_strength_and_bad_strength(tiny_pipe, lora_files):
+    plain = run(tiny_pipe)
+    assert not np.array_equal(run(tiny_pipe.with_lora(lora_files["kohya"], -1.0)), plain)
+    for bad in (5.0, float("nan"), "x"):
+        with pytest.raises(InputError):
+            tiny_pipe.with_lora(lora_files["kohya"], bad)
+
+
+def test_sdxl_lora_rejected_naming_file(tiny_pipe, lora_files):
+    before = weights(tiny_pipe)
+    with pytest.raises(ModelFileError, match=r"tiny-sdxl-lora\.safetensors.*SDXL"):
+        tiny_pipe.with_lora(lora_files["sdxl"], 1.0)
+    after = weights(tiny_pipe)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_lora_for_other_shapes_rejected(tiny_pipe, tmp_path):
+    from zrealism_core.testing.tiny_models import TINY_UNET_CONFIG
+
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(0)
+    other = UNet2DConditionModel(**dict(TINY_UNET_CONFIG, cross_attention_dim=48))  # another "family"
+    path = tiny_loras.write_kohya_lora(tmp_path / "other-family.safetensors", unet=other)
+    with pytest.raises(ModelFileError, match=r"other-family\.safetensors does not fit"):
+        tiny_pipe.with_lora(path, 1.0)
+
+
+def test_corrupt_and_checkpoint_as_lora(tiny_pipe, tiny_set, lora_files, tmp_path):
+    data = lora_files["kohya"].read_bytes()
+    bad = tmp_path / "truncated.safetensors"
+    bad.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ModelFileError, match="truncated.safetensors"):
+        tiny_pipe.with_lora(bad, 1.0)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a file at all" * 10)
+    with pytest.raises(ModelFileError, match="junk.safetensors"):
+        tiny_pipe.with_lora(junk, 1.0)
+    with pytest.raises(ModelFileError, match=r"tiny-sd15\.safetensors is a full SD15 model checkpoint, not a LoRA"):
+        tiny_pipe.with_lora(tiny_set.checkpoint, 1.0)
+    with pytest.raises(ModelFileError, match="not found"):
+        tiny_pipe.with_lora(tmp_path / "missing.safetensors", 1.0)
+
+
+def test_lora_chosen_as_checkpoint(lora_files, tiny_set):
+    from zrealism_core.engine import load_pipeline
+
+    with pytest.raises(ModelFileError, match=r"tiny-kohya\.safetensors is a LoRA.*models/loras"):
+        load_pipeline(lora_files["kohya"], tiny_set.depth_controlnet, tiny_set.pose_controlnet, device="cpu",
+                      config=tiny_set.config, cache=False)

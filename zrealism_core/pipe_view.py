@@ -1,0 +1,149 @@
+"""Pipe views: a loaded pipeline plus the LoRAs and IP-Adapter one graph asked for.
+
+    lora_pipe = pipe.with_lora("models/loras/realism.safetensors", 0.8)     # -> PipelineView
+    ip_pipe = lora_pipe.with_ip_adapter("ip-adapter_sd15.safetensors", "CLIP-ViT-H-14.safetensors", image, weight=0.6)
+    transform(ip_pipe, drawing, ...)      # this job: the LoRA at 0.8 + the IP-Adapter
+    transform(pipe, drawing, ...)         # the plain pipeline, bit-identical to before
+
+A view shares everything with the pipeline it came from (the same `sd`, modules, lock, caches:
+attribute reads and writes go to the root pipeline), and adds only `loras` (a tuple of
+(LoraFile, strength)) and `ip_adapter` (an IPAdapterSpec or None). It is a ZRealismPipeline, so
+every function that takes a pipe takes a view. Files are read once per root pipeline (cached in
+`root.extras`); the weights change only inside `active(...)`, which the still and the clip jobs
+enter while holding `pipe.lock`, after the models were placed, and which restores them on exit.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
+
+from .engine import ZRealismPipeline, _file_key
+from .models import runtime
+
+
+class PipelineView(ZRealismPipeline):
+    """A ZRealismPipeline that is a root pipeline plus its own LoRAs / IP-Adapter (see module doc)."""
+
+    _OWN = ("root", "loras", "ip_adapter")
+
+    def __init__(self, root: ZRealismPipeline, loras: Sequence[Tuple[Any, float]] = (), ip_adapter: Any = None) -> None:
+        # no super().__init__: all state lives on the root
+        object.__setattr__(self, "root", root)
+        object.__setattr__(self, "loras", tuple(loras))
+        object.__setattr__(self, "ip_adapter", ip_adapter)
+
+    def __getattr__(self, name: str) -> Any:  # only for names not found on the view itself
+        if name in PipelineView._OWN:
+            raise AttributeError(name)
+        return getattr(object.__getattribute__(self, "root"), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in PipelineView._OWN:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.root, name, value)
+
+    def modules(self) -> Dict[str, Any]:
+        """The root's modules plus this view's IP-Adapter modules (placed with them)."""
+        mods = dict(self.root.modules())
+        mods.update(adapter_modules(self))
+        return mods
+
+    def __repr__(self) -> str:
+        parts = [f"{l.name}@{s:g}" for l, s in self.loras]
+        if self.ip_adapter is not None:
+            parts.append(f"IP-Adapter {self.ip_adapter.name}@{self.ip_adapter.weight:g}")
+        return f"{self.root!r} + [{', '.join(parts)}]"
+
+
+def root_of(pipe: ZRealismPipeline) -> ZRealismPipeline:
+    return getattr(pipe, "root", pipe)
+
+
+def with_lora(pipe: ZRealismPipeline, path: Any, strength: float = 1.0) -> PipelineView:
+    """A view of `pipe` with one more LoRA at `strength`. The file is read and checked against this
+    pipeline now (ModelFileError otherwise, the pipeline unchanged), once per file."""
+    from .models import lora as loras
+
+    s = loras.check_strength(strength)
+    root = root_of(pipe)
+    if root.sd is None:
+        from .errors import InputError
+
+        raise InputError("pipe was unloaded; load it again with load_pipeline().")
+    cache: Dict[Tuple, Any] = root.extras.setdefault("lora_files", {})
+    key = _file_key(path)
+    lf = cache.get(key)
+    if lf is None:
+        with runtime.stage("reading LoRA", None, Path(str(path)).name):
+            lf = loras.parse_lora(path, lora_models(root))
+        cache[key] = lf
+    return PipelineView(root, tuple(getattr(pipe, "loras", ())) + ((lf, s),), getattr(pipe, "ip_adapter", None))
+
+
+def with_ip_adapter(pipe: ZRealismPipeline, ip_adapter: Any, clip_vision: Any, image: Any, *,
+                    weight: float = 0.6, start: float = 0.0, end: float = 1.0) -> PipelineView:
+    """A view of `pipe` with an IP-Adapter (file) and its image encoder (clip_vision file) fed the
+    reference `image` (PIL / numpy H,W,3). Files are checked now and loaded once per pipeline."""
+    from .models import ip_adapter as ipa
+
+    root = root_of(pipe)
+    if root.sd is None:
+        from .errors import InputError
+
+        raise InputError("pipe was unloaded; load it again with load_pipeline().")
+    spec = ipa.make_spec(root, ip_adapter, clip_vision, image, weight=weight, start=start, end=end)
+    return PipelineView(root, tuple(getattr(pipe, "loras", ())), spec)
+
+
+def lora_models(pipe: ZRealismPipeline) -> Dict[str, Any]:
+    sd = root_of(pipe).sd
+    return {"unet": sd.unet, "text_encoder": sd.text_encoder}
+
+
+@contextlib.contextmanager
+def active(pipe: ZRealismPipeline, unet: Any = None, scheduler_of: Any = None,
+           timings: Optional[Dict[str, float]] = None) -> Iterator[Dict[str, Any]]:
+    """For one job: apply the view's LoRAs and install its IP-Adapter on `unet` (default the still
+    UNet; the clip passes its motion UNet), undo both on exit. Yields the extra keyword arguments
+    for the diffusers pipeline call (`ip_adapter_image_embeds`, or nothing). `scheduler_of`: the
+    diffusers pipeline whose scheduler's timesteps the IP-Adapter's start/end refer to."""
+    loras = [(l, s) for l, s in getattr(pipe, "loras", ()) if float(s) != 0.0]
+    spec = getattr(pipe, "ip_adapter", None)
+    if spec is not None and float(spec.weight) == 0.0:
+        spec = None  # weight 0 = no IP-Adapter at all (bit-identical to none)
+    if not loras and spec is None:
+        yield {}
+        return
+    from .models import lora as lora_mod
+
+    root = root_of(pipe)
+    applied = None
+    try:
+        if loras:
+            with runtime.stage("applying LoRAs", timings, ", ".join(f"{l.name}@{s:g}" for l, s in loras)):
+                applied = lora_mod.apply(lora_models(root), loras)
+        if spec is None:
+            yield {}
+        else:
+            from .models import ip_adapter as ipa
+
+            with ipa.installed(root, spec, unet if unet is not None else root.sd.unet,
+                               scheduler_of if scheduler_of is not None else root.sd, timings) as kwargs:
+                yield kwargs
+    finally:
+        if applied is not None:
+            with runtime.stage("restoring LoRA weights", timings):
+                applied.restore()
+
+
+def adapter_modules(pipe: ZRealismPipeline) -> Dict[str, Any]:
+    """Torch modules a view adds for its job (IP-Adapter image encoder, projection, attention
+    weights), by name; placed and tracked by ComfyUI's memory manager with the pipeline's own."""
+    spec = getattr(pipe, "ip_adapter", None)
+    if spec is None or float(spec.weight) == 0.0:
+        return {}
+    from .models import ip_adapter as ipa
+
+    return ipa.modules_of(root_of(pipe), spec)
