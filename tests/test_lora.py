@@ -131,3 +131,20 @@ def test_lora_chosen_as_checkpoint(lora_files, tiny_set):
     with pytest.raises(ModelFileError, match=r"tiny-kohya\.safetensors is a LoRA.*models/loras"):
         load_pipeline(lora_files["kohya"], tiny_set.depth_controlnet, tiny_set.pose_controlnet, device="cpu",
                       config=tiny_set.config, cache=False)
+
+
+def test_lora_reaches_the_clip_and_the_plain_clip_is_unchanged(tiny_pipe, lora_files):
+    from zrealism_core.animation import animate
+    from zrealism_core.testing.tiny_motion import tiny_motion_adapter
+
+    adapter = tiny_motion_adapter(max_seq_length=8)
+
+    def clip(pipe):
+        frames = animate(pipe, IMG, motion_adapter=adapter, frames=2, steps=2, strength=1.0, cfg=1.0, seed=0,
+                         depth_map=IMG, pose_map=IMG, color_lock=0.0)
+        return np.stack(frames)
+
+    plain = clip(tiny_pipe)
+    with_lora = clip(tiny_pipe.with_lora(lora_files["kohya"], 1.0))
+    assert np.abs(with_lora - plain).max() > 1e-3
+    assert np.array_equal(clip(tiny_pipe), plain)
