@@ -15,8 +15,8 @@ Detectors:
   depth_anything_v2_vits.pth that comfyui_controlnet_aux keeps (converted in memory when loaded:
   same weights, transformers names, fused qkv split). The fast option on CPU.
 - "midas": controlnet-aux MidasDetector (DPT-Hybrid) from dpt_hybrid-midas-501f0c75.pt. Slow on CPU.
-- pose: controlnet-aux OpenposeDetector from body_pose_model.pth, hand_pose_model.pth and facenet.pth
-  (its loader reads all three even when hands and face are not drawn).
+- pose: controlnet-aux OpenposeDetector from body_pose_model.pth; hand_pose_model.pth and facenet.pth
+  only when hands / face are drawn. With a character mask it runs on the character's crop.
 
 Files are found by zrealism_core.models.annotators (see its docstring for the search order). Nothing is
 ever downloaded: controlnet-aux's from_pretrained only goes to the hub when it is NOT given an
@@ -30,7 +30,7 @@ import pickle
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -121,25 +121,37 @@ def pose_map(
     device: Any = "cpu",
     include_hand: bool = False,
     include_face: bool = False,
+    mask: Any = None,
 ) -> np.ndarray:
     """OpenPose control map (H,W,3 float32 in 0..1, skeleton on black) of the input's size.
 
-    An image in which OpenPose finds nobody gives an all-black map (the pose ControlNet then
-    has nothing to follow; the depth map still guides the result).
+    mask (H,W, 1 = character; e.g. the prep mask): detection runs on the character's crop (the
+    mask's bounding box padded by 10% and squared, resized so its side is `resolution`) and the
+    skeleton is drawn back at full size: a small character gets the detector's whole resolution.
+    Without a mask (or with an empty one) the whole image is detected, as before.
+    Only the files for what is drawn are loaded: body_pose_model.pth, plus the hand / face models
+    when include_hand / include_face. An image in which OpenPose finds nobody gives an all-black
+    map (pose_map_is_empty() tells; the engine reports it and switches the pose net off).
     """
     rgb = to_rgb(image, name="image")
     res = _check_resolution(resolution)
-    dev = _device_name(device)
-    files = annotators.locate_openpose(annotator_dirs)
-    key = ("openpose", tuple(str(files[f.name]) for f in annotators.OPENPOSE_FILES), dev)
-    detector = _cached(key, lambda: _load_openpose(files, dev))
+    detector = _openpose(annotator_dirs, _device_name(device), include_hand, include_face)
     start = time.perf_counter()
-    raw = detector(
-        to_uint8(rgb), detect_resolution=res, image_resolution=res,
-        include_body=True, include_hand=include_hand, include_face=include_face, output_type="np",
-    )
-    skeleton = _resize(np.asarray(raw, dtype=np.float32) / 255.0, rgb.shape[:2], "linear")
-    log.info("pose map %dx%d in %.2f s", rgb.shape[1], rgb.shape[0], time.perf_counter() - start)
+    box = character_box(mask, rgb.shape[:2]) if mask is not None else None
+    if box is None:
+        raw = detector(
+            to_uint8(rgb), detect_resolution=res, image_resolution=res,
+            include_body=True, include_hand=include_hand, include_face=include_face, output_type="np",
+        )
+        skeleton = _resize(np.asarray(raw, dtype=np.float32) / 255.0, rgb.shape[:2], "linear")
+    else:
+        from controlnet_aux.open_pose import draw_poses
+
+        poses = _detect_on_crop(detector, rgb, box, res, include_hand, include_face)
+        skeleton = draw_poses(poses, rgb.shape[0], rgb.shape[1], draw_body=True, draw_hand=include_hand,
+                              draw_face=include_face).astype(np.float32) / 255.0
+    log.info("pose map %dx%d%s in %.2f s", rgb.shape[1], rgb.shape[0], " (character crop)" if box else "",
+             time.perf_counter() - start)
     return np.ascontiguousarray(np.clip(skeleton, 0.0, 1.0).astype(np.float32))
 
 
@@ -163,6 +175,7 @@ def prepare_maps(
     device: Any = "cpu",
     timings: Optional[Dict[str, float]] = None,
     cancel: Any = None,
+    mask: Any = None,
 ) -> ControlMaps:
     """The depth and pose maps for `image` (H,W,3 float, the size the job runs at), for the still
     (engine.transform) and the clip (animation.animate) alike.
@@ -171,6 +184,7 @@ def prepare_maps(
     detected. A missing map is detected from `image` when it is needed (need_depth / need_pose) and
     left None otherwise. method / resolution / device / annotator_dirs: as in depth_map / pose_map.
     timings: gets a "depth map" / "pose map" entry per detection. cancel: checked after each map.
+    mask: the character mask (H,W): pose is then detected on the character's crop (see pose_map).
     """
     h, w = image.shape[:2]
     maps = []
@@ -178,7 +192,7 @@ def prepare_maps(
         ("depth map", depth, need_depth,
          lambda: depth_map(image, method=method, annotator_dirs=annotator_dirs, resolution=resolution, device=device)),
         ("pose map", pose, need_pose,
-         lambda: pose_map(image, annotator_dirs=annotator_dirs, resolution=resolution, device=device)),
+         lambda: pose_map(image, annotator_dirs=annotator_dirs, resolution=resolution, device=device, mask=mask)),
     ):
         if given is not None:
             found = resize_rgb(to_rgb(given, name=kind), h, w)
@@ -190,6 +204,89 @@ def prepare_maps(
         maps.append(found)
         check_cancel(cancel)
     return ControlMaps(*maps)
+
+
+def pose_keypoints(
+    image: ImageLike,
+    *,
+    annotator_dirs: Optional[Iterable[Any]] = None,
+    resolution: int = 512,
+    device: Any = "cpu",
+    mask: Any = None,
+) -> List[List[Optional[Tuple[float, float]]]]:
+    """The body keypoints OpenPose finds (one list of 18 COCO parts per person, (x, y) in pixels of
+    the input, None = not found), detected like pose_map (on the character crop when a mask is given)."""
+    rgb = to_rgb(image, name="image")
+    res = _check_resolution(resolution)
+    detector = _openpose(annotator_dirs, _device_name(device), False, False)
+    h, w = rgb.shape[:2]
+    box = character_box(mask, (h, w)) if mask is not None else None
+    if box is None:
+        from controlnet_aux.util import HWC3, resize_image
+
+        poses = detector.detect_poses(resize_image(HWC3(to_uint8(rgb)), res))
+    else:
+        poses = _detect_on_crop(detector, rgb, box, res, False, False)
+    return [[None if k is None else (float(k.x) * w, float(k.y) * h) for k in p.body.keypoints] for p in poses]
+
+
+def pose_map_is_empty(pose: np.ndarray) -> bool:
+    """True when a pose map has no skeleton (OpenPose found nobody)."""
+    return float(np.asarray(pose).max(initial=0.0)) < 1.0 / 255.0
+
+
+def character_box(mask: Any, shape_hw: Tuple[int, int], pad: float = 0.1) -> Optional[Tuple[int, int, int]]:
+    """(x0, y0, side) of the square crop around the character: the mask's bounding box padded by
+    `pad` of its size on every side and squared about its centre (it may reach past the frame).
+    None when the mask is empty."""
+    from .imaging.images import to_mask
+
+    m = to_mask(mask, tuple(shape_hw)) > 0.5
+    if not m.any():
+        log.info("pose: the mask is empty, detecting on the whole image")
+        return None
+    ys, xs = np.nonzero(m)
+    x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
+    side = int(np.ceil(max(x1 - x0, y1 - y0) * (1.0 + 2.0 * pad)))
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), max(side, 1)
+
+
+def _detect_on_crop(detector: Any, rgb: np.ndarray, box: Tuple[int, int, int], res: int,
+                    include_hand: bool, include_face: bool) -> list:
+    """OpenPose on the square crop `box` (white outside the frame: the prepared background), resized to
+    res x res; keypoints come back as fractions of the full image."""
+    import cv2
+    from controlnet_aux.open_pose import BodyResult, Keypoint, PoseResult
+
+    h, w = rgb.shape[:2]
+    x0, y0, side = box
+    img8 = to_uint8(rgb)
+    top, left = max(0, -y0), max(0, -x0)
+    bottom, right = max(0, y0 + side - h), max(0, x0 + side - w)
+    crop = img8[max(0, y0):min(h, y0 + side), max(0, x0):min(w, x0 + side)]
+    crop = cv2.copyMakeBorder(crop, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+    interp = cv2.INTER_AREA if side > res else cv2.INTER_CUBIC
+    crop = np.ascontiguousarray(cv2.resize(crop, (res, res), interpolation=interp))
+    poses = detector.detect_poses(crop, include_hand, include_face)
+
+    def back(k: Any) -> Any:
+        if k is None or k.x < 0 or k.y < 0:  # controlnet-aux marks a missing hand/face point with -1
+            return k
+        return Keypoint(x=(x0 + k.x * side) / w, y=(y0 + k.y * side) / h)
+
+    def back_all(points: Any) -> Any:
+        return None if points is None else [back(k) for k in points]
+
+    return [PoseResult(BodyResult(keypoints=back_all(p.body.keypoints), total_score=p.body.total_score,
+                                  total_parts=p.body.total_parts), back_all(p.left_hand), back_all(p.right_hand),
+                       back_all(p.face)) for p in poses]
+
+
+def _openpose(annotator_dirs: Optional[Iterable[Any]], dev: str, include_hand: bool, include_face: bool) -> Any:
+    files = annotators.locate_openpose(annotator_dirs, include_hand=include_hand, include_face=include_face)
+    key = ("openpose", tuple(str(p) for p in files.values()), dev)
+    return _cached(key, lambda: _load_openpose(files, dev))
 
 
 def available_depth_method(annotator_dirs: Optional[Iterable[Any]] = None) -> Optional[str]:
@@ -390,18 +487,17 @@ def _load_midas(path: Path, device: str):
 
 
 def _load_openpose(files: Dict[str, Path], device: str):
-    from controlnet_aux import OpenposeDetector
+    """OpenposeDetector with the body model and only the hand / face models in `files` (controlnet-aux's
+    from_pretrained always reads all three; the detector only touches hands / face when asked to)."""
+    from controlnet_aux.open_pose import Body, Face, Hand, OpenposeDetector
 
-    body = files["body_pose_model.pth"]
     _check_weights_only(list(files.values()))
+    hand_path, face_path = files.get(annotators.OPENPOSE_HAND.name), files.get(annotators.OPENPOSE_FACE.name)
     try:
-        # The folder argument must exist (else controlnet-aux goes to the hub); the file names are
-        # absolute, so os.path.join inside the loader returns them unchanged, wherever each was found.
-        detector = OpenposeDetector.from_pretrained(
-            str(body.parent),
-            filename=str(body),
-            hand_filename=str(files["hand_pose_model.pth"]),
-            face_filename=str(files["facenet.pth"]),
+        detector = OpenposeDetector(
+            Body(str(files[annotators.OPENPOSE_BODY.name])),
+            Hand(str(hand_path)) if hand_path else None,
+            Face(str(face_path)) if face_path else None,
         )
     except _LOAD_ERRORS as exc:
         names = ", ".join(str(p) for p in files.values())
@@ -409,7 +505,10 @@ def _load_openpose(files: Dict[str, Path], device: str):
             f"OpenPose files could not be loaded ({type(exc).__name__}: {exc}). Files: {names}. Re-download them from "
             f"https://huggingface.co/{annotators.OPENPOSE_REPO}."
         ) from exc
-    return detector.to(device)
+    for part in (detector.body_estimation, detector.hand_estimation, detector.face_estimation):
+        if part is not None:
+            part.to(device)
+    return detector
 
 
 def _check_weights_only(paths) -> None:

@@ -33,13 +33,15 @@ _INK = (16, 12, 20)
 
 
 class _Canvas:
-    """Supersampled RGB canvas (premultiplied: drawn on black) plus a coverage canvas."""
+    """Supersampled RGB canvas (premultiplied: drawn on black) plus a coverage canvas, and an ink
+    canvas: where a stroke or outline is still visible (a later fill paints over it)."""
 
     def __init__(self, size: int, ss: int) -> None:
         self.n = size * ss
         self.k = self.n / 1000.0  # drawing units: a 1000 x 1000 square
         self.rgb = np.zeros((self.n, self.n, 3), np.uint8)
         self.alpha = np.zeros((self.n, self.n), np.uint8)
+        self.ink = np.zeros((self.n, self.n), np.uint8)
         self.line = max(1, int(round(9 * self.k)))  # outline width
 
     def _pts(self, pts: Sequence[Tuple[float, float]]) -> np.ndarray:
@@ -50,8 +52,10 @@ class _Canvas:
         if outline:
             cv2.polylines(self.rgb, [p], True, _INK, self.line, cv2.LINE_8)
             cv2.polylines(self.alpha, [p], True, 255, self.line, cv2.LINE_8)
+            cv2.polylines(self.ink, [p], True, 255, self.line, cv2.LINE_8)
         cv2.fillPoly(self.rgb, [p], fill)
         cv2.fillPoly(self.alpha, [p], 255)
+        cv2.fillPoly(self.ink, [p], 0)
 
     def ellipse(self, center, axes, fill, outline: bool = True, angle: float = 0.0) -> None:
         c = tuple(int(round(v * self.k)) for v in center)
@@ -59,13 +63,16 @@ class _Canvas:
         if outline:
             cv2.ellipse(self.rgb, c, a, angle, 0, 360, _INK, self.line)
             cv2.ellipse(self.alpha, c, a, angle, 0, 360, 255, self.line)
+            cv2.ellipse(self.ink, c, a, angle, 0, 360, 255, self.line)
         cv2.ellipse(self.rgb, c, a, angle, 0, 360, fill, -1)
         cv2.ellipse(self.alpha, c, a, angle, 0, 360, 255, -1)
+        cv2.ellipse(self.ink, c, a, angle, 0, 360, 0, -1)
 
     def stroke(self, pts, width: float = 9.0, color=_INK) -> None:
         p = self._pts(pts)
         cv2.polylines(self.rgb, [p], False, color, max(1, int(round(width * self.k))), cv2.LINE_8)
         cv2.polylines(self.alpha, [p], False, 255, max(1, int(round(width * self.k))), cv2.LINE_8)
+        cv2.polylines(self.ink, [p], False, 255, max(1, int(round(width * self.k))), cv2.LINE_8)
 
     def arc(self, center, axes, start: float, end: float, width: float = 8.0, color=_INK) -> None:
         c = tuple(int(round(v * self.k)) for v in center)
@@ -73,6 +80,7 @@ class _Canvas:
         t = max(1, int(round(width * self.k)))
         cv2.ellipse(self.rgb, c, a, 0, start, end, color, t)
         cv2.ellipse(self.alpha, c, a, 0, start, end, 255, t)
+        cv2.ellipse(self.ink, c, a, 0, start, end, 255, t)
 
 
 def _draw(c: _Canvas) -> None:
@@ -128,6 +136,15 @@ def _draw(c: _Canvas) -> None:
     c.stroke([(420, 140), (470, 122)], 6, (255, 200, 140))  # hair shine
 
 
+def _drawn(size: int) -> _Canvas:
+    if not isinstance(size, (int, np.integer)) or size < 64 or size > 4096:
+        raise InputError(f"sample size must be an integer from 64 to 4096; got {size!r}.")
+    ss = 4 if size <= 1024 else 2  # supersampling for anti-aliased edges
+    canvas = _Canvas(int(size), ss)
+    _draw(canvas)
+    return canvas
+
+
 def sample_character(
     size: int = 512, background: Optional[Union[Sequence[float], str]] = None
 ) -> np.ndarray:
@@ -137,11 +154,7 @@ def sample_character(
     truth for mask tests). background="flat" or an RGB triple in 0..1: RGB H,W,3 composited onto
     that flat colour ("flat" = DEFAULT_BACKGROUND).
     """
-    if not isinstance(size, (int, np.integer)) or size < 64 or size > 4096:
-        raise InputError(f"sample size must be an integer from 64 to 4096; got {size!r}.")
-    ss = 4 if size <= 1024 else 2  # supersampling for anti-aliased edges
-    canvas = _Canvas(int(size), ss)
-    _draw(canvas)
+    canvas = _drawn(size)
     premult = cv2.resize(canvas.rgb, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     alpha = cv2.resize(canvas.alpha, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     # The canvas was black where nothing was drawn, so area-averaged colour is premultiplied.
@@ -158,6 +171,13 @@ def sample_character(
         raise InputError(f"background must be None, 'flat' or an RGB triple in 0..1; got {background!r}.")
     a = alpha[..., None]
     return (straight * a + bg_arr * (1.0 - a)).astype(np.float32)
+
+
+def sample_strokes(size: int = 512) -> np.ndarray:
+    """Where the sample's strokes and outlines are visible (H,W bool, the strokes the generator drew
+    minus what later fills paint over): the ground truth for the line-art and canny hint tests."""
+    canvas = _drawn(size)
+    return cv2.resize(canvas.ink, (size, size), interpolation=cv2.INTER_AREA) >= 128
 
 
 def write_sample(path: Union[str, Path], size: int = 512, background: Optional[Union[Sequence[float], str]] = None) -> Path:

@@ -51,9 +51,16 @@ class AnnotatorFile:
 
 OPENPOSE_FILES: Tuple[AnnotatorFile, ...] = (
     AnnotatorFile("body_pose_model.pth", OPENPOSE_REPO, "209 MB", "OpenPose body"),
-    AnnotatorFile("hand_pose_model.pth", OPENPOSE_REPO, "147 MB", "OpenPose hands (loaded by controlnet-aux even when unused)"),
-    AnnotatorFile("facenet.pth", OPENPOSE_REPO, "154 MB", "OpenPose face (loaded by controlnet-aux even when unused)"),
+    AnnotatorFile("hand_pose_model.pth", OPENPOSE_REPO, "147 MB", "OpenPose hands (only needed when hands are drawn)"),
+    AnnotatorFile("facenet.pth", OPENPOSE_REPO, "154 MB", "OpenPose face (only needed when the face is drawn)"),
 )
+OPENPOSE_BODY, OPENPOSE_HAND, OPENPOSE_FACE = OPENPOSE_FILES
+
+
+def openpose_files(include_hand: bool = False, include_face: bool = False) -> Tuple[AnnotatorFile, ...]:
+    """The OpenPose files a detection needs: the body model, plus hands / face only when they are drawn."""
+    return (OPENPOSE_BODY,) + ((OPENPOSE_HAND,) if include_hand else ()) + ((OPENPOSE_FACE,) if include_face else ())
+
 MIDAS_FILE = AnnotatorFile("dpt_hybrid-midas-501f0c75.pt", OPENPOSE_REPO, "493 MB", "MiDaS DPT-Hybrid depth (slow on CPU)")
 # A Depth Anything folder is a transformers save_pretrained folder: these files together.
 DEPTH_ANYTHING_FILES: Tuple[AnnotatorFile, ...] = (
@@ -157,9 +164,9 @@ def find_depth_anything(dirs: Sequence[Path]) -> Optional[Path]:
     return None
 
 
-def find_openpose(dirs: Sequence[Path]) -> Optional[Dict[str, Path]]:
-    """Paths of the three OpenPose files (each from the first folder that has it), or None."""
-    found = {f.name: find_file(f.name, dirs) for f in OPENPOSE_FILES}
+def find_openpose(dirs: Sequence[Path], include_hand: bool = False, include_face: bool = False) -> Optional[Dict[str, Path]]:
+    """Paths of the needed OpenPose files (each from the first folder that has it), or None."""
+    found = {f.name: find_file(f.name, dirs) for f in openpose_files(include_hand, include_face)}
     if any(p is None for p in found.values()):
         return None
     return found  # type: ignore[return-value]
@@ -206,11 +213,14 @@ def missing_error(what: str, missing: Sequence[AnnotatorFile], dirs: Sequence[Pa
     return ModelFileError(msg)
 
 
-def locate_openpose(annotator_dirs: Optional[Iterable[PathLike]] = None) -> Dict[str, Path]:
-    """The three OpenPose files, or ModelFileError naming the missing ones."""
+def locate_openpose(annotator_dirs: Optional[Iterable[PathLike]] = None, *, include_hand: bool = False,
+                    include_face: bool = False) -> Dict[str, Path]:
+    """The OpenPose files a detection needs (body; hands/face only when drawn), or ModelFileError naming
+    the missing ones among those."""
     dirs = search_dirs(annotator_dirs)
-    found = {f.name: find_file(f.name, dirs) for f in OPENPOSE_FILES}
-    missing = [f for f in OPENPOSE_FILES if found[f.name] is None]
+    needed = openpose_files(include_hand, include_face)
+    found = {f.name: find_file(f.name, dirs) for f in needed}
+    missing = [f for f in needed if found[f.name] is None]
     if missing:
         raise missing_error(
             "OpenPose (pose map)", missing, dirs,
