@@ -16,7 +16,9 @@ class ZRealism_FidelityEvaluator:
         "color (CIEDE2000 after a low-pass), palette (dominant colours matched), texture_realism (no-reference "
         "natural-scene statistics: photo-like texture vs flat fills, plastic smoothing and blur) and, for a batch = the "
         "frames of a clip, temporal (optical-flow warping error + luminance flicker). overall = geometric mean of "
-        "silhouette, edge, color, texture_realism (and temporal). Also outputs a JSON report and a panel image; the "
+        "silhouette, edge, color, texture_realism (and temporal). Control fidelity (were the ControlNets obeyed?) is "
+        "reported in the JSON, not in overall: edge_f (line art vs result edges), depth_corr and pose_pck (when the "
+        "detectors' files are present; connect the sampler's maps to skip re-detecting the source). Also outputs a JSON report and a panel image; the "
         "scores are shown on the node and stored in the prompt history (/history) for API clients."
     )
     CATEGORY = bridge.CATEGORY
@@ -32,8 +34,10 @@ class ZRealism_FidelityEvaluator:
         "Dominant colours kept: k-means palettes matched by the Hungarian method on CIEDE2000 (reported, not gated).",
         "Photo-like texture of the result, no reference: natural-scene statistics; flat fills, plastic smoothing, blur score low.",
         "Clip only: temporal consistency from optical-flow warping error and luminance flicker; 1.0 for a single image.",
-        "The full report as JSON: scores, per-frame scores for a clip, diagnostics (colour cast, brightness shift, ...), notes.",
-        "Panel: source | result | edge overlay (source red, result cyan) | colour-difference heat map | score bars.",
+        "The full report as JSON: scores, per-frame scores for a clip, diagnostics (colour cast, brightness shift, ...), notes, "
+        "and control (control fidelity, not in overall: edge_f, depth_corr, pose_pck; null when not computed).",
+        "Panel: source | result | edge overlay (source red, result cyan) | control edges (source line art red, result edges "
+        "cyan, edge_f) | colour-difference heat map | score bars.",
     )
 
     @classmethod
@@ -51,11 +55,22 @@ class ZRealism_FidelityEvaluator:
                                              "Unconnected: the near-white background touching the border is detected."}),
                 "result_mask": ("MASK", {"tooltip": "Character mask of the RESULT, 1 = character; one for all frames or one per "
                                                     "frame. Unconnected: detected like the source's."}),
+                "depth_map": ("IMAGE", {"tooltip": "The source's depth map (the sampler's depth_map output), so it is not detected "
+                                                   "again for the control score depth_corr. Unconnected: detected when the depth "
+                                                   "detector's files are in models/zrealism_annotators."}),
+                "pose_map": ("IMAGE", {"tooltip": "The source's OpenPose map (the sampler's pose_map output); its keypoints are read "
+                                                  "back for the control score pose_pck. Unconnected: detected when "
+                                                  "body_pose_model.pth is in models/zrealism_annotators."}),
             },
         }
 
-    def evaluate(self, source, result, mask: Optional[Any] = None, result_mask: Optional[Any] = None):
+    def evaluate(self, source, result, mask: Optional[Any] = None, result_mask: Optional[Any] = None,
+                 depth_map: Optional[Any] = None, pose_map: Optional[Any] = None):
         sources = bridge.image_to_numpy(source)
+        # the source's control maps: one per source image (a clip uses the first)
+        maps = {name: bridge.image_to_numpy(m)[0] if m is not None else None
+                for name, m in (("depth_map", depth_map), ("pose_map", pose_map))}
+        maps["annotator_dirs"] = bridge.annotator_dirs()
         frames = bridge.image_to_numpy(result)
         bridge.check_batch("source", sources, len(frames))
         src_masks = bridge.mask_to_numpy(mask) if mask is not None else None
@@ -68,13 +83,13 @@ class ZRealism_FidelityEvaluator:
 
         if len(frames) == 1 and len(sources) == 1:
             report = evaluate(sources[0], frames[0], src_masks[0] if src_masks else None,
-                              result_mask=res_masks[0] if res_masks else None)
+                              result_mask=res_masks[0] if res_masks else None, **maps)
             temporal = 1.0  # a still has no temporal dimension: neutral value
         elif src_masks is not None and len(src_masks) > 1:
             raise InputError("one source mask per frame is not supported: connect one mask for the source image.")
         else:
             report = evaluate_video(sources if len(sources) > 1 else sources[0], frames,
-                                    src_masks[0] if src_masks else None, result_masks=res_masks)
+                                    src_masks[0] if src_masks else None, result_masks=res_masks, **maps)
             temporal = report.scores["temporal"]
         panel = render_panel(None, None, report)
         text = report.to_json(indent=None)

@@ -196,11 +196,34 @@ def test_missing_pose_files_names_only_the_missing_ones(tmp_path):
     folder.mkdir()
     (folder / "body_pose_model.pth").write_bytes(b"x")
     with pytest.raises(ModelFileError) as info:
-        control_maps.pose_map(_image(), annotator_dirs=[folder])
+        control_maps.pose_map(_image(), annotator_dirs=[folder], include_hand=True, include_face=True)
     msg = str(info.value)
     assert "hand_pose_model.pth" in msg and "facenet.pth" in msg
     assert "body_pose_model.pth (" not in msg  # found, so not listed as missing
     assert str(folder) in msg and "lllyasviel/Annotators" in msg
+
+
+def test_body_only_pose_asks_only_for_the_body_model(tmp_path):
+    with pytest.raises(ModelFileError) as info:
+        control_maps.pose_map(_image(), annotator_dirs=[tmp_path])
+    msg = str(info.value)
+    assert "body_pose_model.pth (" in msg
+    assert "hand_pose_model.pth" not in msg and "facenet.pth" not in msg
+    with pytest.raises(ModelFileError) as info:
+        control_maps.pose_map(_image(), annotator_dirs=[tmp_path], include_face=True)
+    assert "facenet.pth" in str(info.value) and "hand_pose_model.pth" not in str(info.value)
+
+
+def test_body_only_pose_loads_without_the_hand_and_face_files(tmp_path):
+    paths = write_openpose_files(tmp_path)
+    paths["hand_pose_model.pth"].unlink()
+    paths["facenet.pth"].unlink()
+    control_maps.unload_detectors()
+    out = control_maps.pose_map(_image(70, 100), annotator_dirs=[tmp_path], resolution=64)
+    assert out.shape == (70, 100, 3)
+    (detector,) = [d for k, d in control_maps._cache.items() if k[0] == "openpose"]
+    assert detector.hand_estimation is None and detector.face_estimation is None
+    control_maps.unload_detectors()
 
 
 def test_no_folders_at_all_says_where_to_put_files():
@@ -231,6 +254,9 @@ def test_corrupt_openpose_file_gives_a_model_file_error(tmp_path):
     with pytest.raises(ModelFileError) as info:
         control_maps.pose_map(_image(), annotator_dirs=[tmp_path])
     assert "body_pose_model.pth" in str(info.value)
+    with pytest.raises(ModelFileError) as info:
+        control_maps.pose_map(_image(), annotator_dirs=[tmp_path], include_hand=True)
+    assert "hand_pose_model.pth" in str(info.value)
 
 
 def test_bad_arguments():

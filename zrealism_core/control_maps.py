@@ -1,9 +1,10 @@
 """Depth and OpenPose control maps from the prepared image, with detectors loaded from local files.
 
     depth_map(image, method="auto" | "depth_anything" | "midas", annotator_dirs=[...]) -> H,W,3 float32
-    pose_map(image, annotator_dirs=[...]) -> H,W,3 float32
+    pose_map(image, annotator_dirs=[...], mask=None) -> H,W,3 float32
     prepare_maps(image, depth=..., pose=...) -> ControlMaps(depth, pose): what the still and the clip
         are guided by: given maps resized to the image, missing ones detected
+    detail_hint(image, "tile" | "canny" | "lineart") -> H,W,3 float32   (weight-free; detail_hints.py)
 
 Both return a map of the input's size, in 0..1, in the convention the SD1.5 ControlNets were
 trained on: depth is grayscale with near = bright (both detectors predict relative inverse
@@ -38,6 +39,7 @@ from .models import annotators
 from .errors import InputError, ModelFileError
 from .imaging.images import ImageLike, resize_rgb, to_rgb, to_uint8
 from .models.runtime import check_cancel, stage
+from .detail_hints import DETAIL_HINTS, EmptyHintError, detail_hint  # noqa: F401  (public here: the detail net's hints)
 
 log = logging.getLogger("zrealism")
 
@@ -228,6 +230,32 @@ def pose_keypoints(
     else:
         poses = _detect_on_crop(detector, rgb, box, res, False, False)
     return [[None if k is None else (float(k.x) * w, float(k.y) * h) for k in p.body.keypoints] for p in poses]
+
+
+# OpenPose's body colours (controlnet-aux util.draw_bodypose): keypoint i is a full-colour dot, limbs are 0.6x as bright.
+_BODY_COLOURS = np.array([
+    [255, 0, 0], [255, 85, 0], [255, 170, 0], [255, 255, 0], [170, 255, 0], [85, 255, 0], [0, 255, 0], [0, 255, 85],
+    [0, 255, 170], [0, 255, 255], [0, 170, 255], [0, 85, 255], [0, 0, 255], [85, 0, 255], [170, 0, 255],
+    [255, 0, 255], [255, 0, 170], [255, 0, 85]], dtype=np.float32)
+
+
+def keypoints_from_pose_map(pose: ImageLike) -> List[Optional[Tuple[float, float]]]:
+    """The 18 body keypoints (x, y in pixels, None = absent) read back from an OpenPose map's coloured
+    dots, so a map the sampler already made need not be detected again (the largest dot per colour)."""
+    import cv2
+
+    rgb = to_rgb(pose, name="pose map") * 255.0
+    bright = rgb.max(axis=2) > 200.0  # limbs are drawn at 0.6 x 255 = 153 at most
+    out: List[Optional[Tuple[float, float]]] = []
+    for colour in _BODY_COLOURS:
+        hit = (bright & (np.abs(rgb - colour).max(axis=2) < 40.0)).astype(np.uint8)
+        n, _, stats, centres = cv2.connectedComponentsWithStats(hit, connectivity=8)
+        if n <= 1:
+            out.append(None)
+            continue
+        best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        out.append((float(centres[best][0]), float(centres[best][1])))
+    return out
 
 
 def pose_map_is_empty(pose: np.ndarray) -> bool:

@@ -9,6 +9,11 @@ family, all anchors in metrics/calibration.py); this module handles input, masks
 Gating components (their geometric mean is `overall`, so one failure shows):
 silhouette, edge, color, texture_realism (+ temporal for clips). palette and the LAB colour
 moments are reported, not gated.
+
+`report.control` (control fidelity, metrics/control_fidelity.py; reported, not part of `overall`):
+edge_f always; depth_corr when the depth detector's files are found; pose_pck when OpenPose's are
+(None when not computed, with a note). The sampler's depth_map / pose_map can be passed as the
+source's maps so they are not detected again.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from .metrics.texture import texture_realism
 
 GATING = ("silhouette", "edge", "color", "texture_realism")
 SCORE_NAMES = ("overall", "silhouette", "edge", "color", "palette", "texture_realism", "temporal")
+CONTROL_NAMES = ("edge_f", "depth_corr", "pose_pck")
 
 
 @dataclass
@@ -45,6 +51,8 @@ class FidelityReport:
     frames: int = 1
     # The scores whose geometric mean is `overall`.
     gating: List[str] = field(default_factory=lambda: list(GATING))
+    # Control fidelity (edge_f, depth_corr, pose_pck; None = not computed): reported, not in `overall`.
+    control: Dict[str, Optional[float]] = field(default_factory=lambda: {k: None for k in CONTROL_NAMES})
     # Images and maps for render_panel (not part of to_dict / JSON).
     artifacts: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -55,6 +63,7 @@ class FidelityReport:
             "frames": self.frames,
             "diagnostics": _json_safe(self.diagnostics),
             "notes": list(self.notes),
+            "control": dict(self.control),
         }
         if self.per_frame:
             out["per_frame"] = [dict(s) for s in self.per_frame]
@@ -67,6 +76,9 @@ class FidelityReport:
         """A few readable lines: scores first, then notes."""
         parts = [f"{k} {v:.3f}" for k, v in self.scores.items()]
         lines = ["Z-Realism fidelity: " + ", ".join(parts)]
+        ctrl = [f"{k} {v:.3f}" for k, v in self.control.items() if v is not None]
+        if ctrl:
+            lines.append("control fidelity (not in overall): " + ", ".join(ctrl))
         if self.frames > 1:
             lines.append(f"clip of {self.frames} frames (scores are frame means; temporal over the clip)")
         lines += [f"note: {n}" for n in self.notes]
@@ -234,19 +246,81 @@ def _score_frame(src: _Source, result: Any, result_mask: Any, name: str, notes: 
     return scores, diag, artifacts, res, res_mask
 
 
-def evaluate(source: Any, result: Any, mask: Any = None, *, result_mask: Any = None) -> "FidelityReport":
+def evaluate(source: Any, result: Any, mask: Any = None, *, result_mask: Any = None, depth_map: Any = None,
+             pose_map: Any = None, annotator_dirs: Optional[Sequence[Any]] = None, control: bool = True) -> "FidelityReport":
     """Score one result image against its source drawing.
 
     source, result: PIL images or arrays (H,W / H,W,C; uint8, uint16 or float 0..1). A result of
     another size is resized to the source (noted in the report). mask: the source character mask
     (1 = character, e.g. from prep); result_mask: the result's, detected when omitted.
+    depth_map / pose_map: the source's control maps (e.g. the sampler's outputs), used for
+    report.control instead of detecting them again; annotator_dirs: where the detectors' files are
+    (as for the sampler; ZREALISM_ANNOTATORS is searched too). control=False skips report.control.
     """
     notes: List[str] = []
     src = _Source(source, mask, notes)
-    scores, diag, artifacts, _, _ = _score_frame(src, result, result_mask, "result", notes, keep_maps=True)
+    scores, diag, artifacts, res, res_mask = _score_frame(src, result, result_mask, "result", notes, keep_maps=True)
     scores["overall"] = _clean(geometric_mean([scores[k] for k in GATING]))
     ordered = {k: scores[k] for k in SCORE_NAMES if k in scores}
-    return FidelityReport(scores=ordered, diagnostics=diag, notes=_dedupe(notes), frames=1, artifacts=artifacts)
+    report = FidelityReport(scores=ordered, diagnostics=diag, notes=notes, frames=1, artifacts=artifacts)
+    if control:
+        _control(report, src, res, res_mask, depth_map, pose_map, annotator_dirs, notes)
+    report.notes = _dedupe(notes)
+    return report
+
+
+def _control(report: "FidelityReport", src: "_Source", res: np.ndarray, res_mask: np.ndarray, depth_map: Any,
+             pose_map: Any, annotator_dirs: Optional[Sequence[Any]], notes: List[str]) -> None:
+    """Fill report.control (and its diagnostics / panel maps) for one result frame."""
+    from . import control_maps
+    from .errors import ModelFileError
+    from .imaging.images import to_rgb
+    from .metrics.control_fidelity import depth_correlation, edge_f, pck
+
+    region = src.mask | res_mask
+    grow = max(1, int(round(3 * scale_for(region.shape))))  # the outline's own edges count
+    region = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)) > 0
+    ef = edge_f(src.rgb, res, region)
+    control: Dict[str, Optional[float]] = {k: None for k in CONTROL_NAMES}
+    control["edge_f"] = _clean(ef["f"])
+    diag: Dict[str, Any] = {"edge_f": {k: v for k, v in ef.items() if not k.endswith("_edges")}}
+    report.artifacts["control_source_edges"] = ef["source_edges"]
+    report.artifacts["control_result_edges"] = ef["result_edges"]
+    shape = src.rgb.shape[:2]
+
+    def source_map(given: Any, name: str) -> Optional[np.ndarray]:
+        if given is None:
+            return None
+        m = to_rgb(given, name=name)
+        if m.shape[:2] != shape:
+            m = _fit(m, shape, cv2.INTER_LINEAR)
+        return m
+
+    src_depth = source_map(depth_map, "depth map")
+    if control_maps.available_depth_method(annotator_dirs) is None:
+        notes.append("depth_corr not computed: no depth detector files found (see the README's control maps section)")
+    else:
+        if src_depth is None:
+            src_depth = control_maps.depth_map(src.rgb, annotator_dirs=annotator_dirs)
+        res_depth = control_maps.depth_map(res, annotator_dirs=annotator_dirs)
+        control["depth_corr"] = _clean(depth_correlation(src_depth, res_depth, src.mask))
+    try:
+        if pose_map is not None:
+            src_points = control_maps.keypoints_from_pose_map(source_map(pose_map, "pose map"))
+        else:
+            people = control_maps.pose_keypoints(src.rgb, annotator_dirs=annotator_dirs, mask=src.mask)
+            src_points = people[0] if people else []
+        res_people = control_maps.pose_keypoints(res, annotator_dirs=annotator_dirs, mask=res_mask)
+    except ModelFileError:
+        notes.append("pose_pck not computed: OpenPose's body_pose_model.pth was not found")
+    else:
+        if pck(src_points, []) is None:
+            notes.append("pose_pck not computed: OpenPose found fewer than two keypoints on the source")
+        else:  # the result's person that matches best (a result where nobody is found scores 0)
+            control["pose_pck"] = _clean(max((pck(src_points, p) or 0.0 for p in res_people), default=0.0))
+        diag["pose"] = {"source_keypoints": sum(p is not None for p in src_points), "result_people": len(res_people)}
+    report.control = control
+    report.diagnostics["control"] = diag
 
 
 def _frames_list(frames: Any) -> list:
@@ -259,9 +333,12 @@ def _frames_list(frames: Any) -> list:
     return [frames]
 
 
-def evaluate_video(source: Any, frames: Any, mask: Any = None, *, result_masks: Any = None) -> "FidelityReport":
+def evaluate_video(source: Any, frames: Any, mask: Any = None, *, result_masks: Any = None, depth_map: Any = None,
+                   pose_map: Any = None, annotator_dirs: Optional[Sequence[Any]] = None,
+                   control: bool = True) -> "FidelityReport":
     """Score the frames of a clip against one source: per-frame scores (means reported, worst
     frame in diagnostics) plus `temporal` (flow-warping error and luminance flicker).
+    report.control is measured on the worst frame (see evaluate() for depth_map / pose_map).
 
     `source` may also be a sequence with one source per frame. A one-frame clip has no temporal
     information: temporal is then 1.0 (neutral, not gated) and a note says so.
@@ -314,10 +391,17 @@ def evaluate_video(source: Any, frames: Any, mask: Any = None, *, result_masks: 
     diagnostics["min_per_frame"] = {k: min(f[k] for f in per_frame) for k in per_frame[0]}
     ordered = {k: agg[k] for k in SCORE_NAMES if k in agg}
     worst_artifacts["frame_index"] = worst
-    return FidelityReport(
-        scores=ordered, diagnostics=diagnostics, notes=_dedupe(notes), per_frame=per_frame,
+    report = FidelityReport(
+        scores=ordered, diagnostics=diagnostics, notes=notes, per_frame=per_frame,
         frames=len(items), gating=gating, artifacts=worst_artifacts,
     )
+    if control:
+        s = src_cache[0] if len(src_cache) == 1 else src_cache[worst]
+        _control(report, s, worst_artifacts["result"], worst_artifacts["result_mask"], depth_map, pose_map,
+                 annotator_dirs, notes)
+        notes.append(f"control fidelity measured on the worst frame ({worst})")
+    report.notes = _dedupe(notes)
+    return report
 
 
 def _grow(mask: np.ndarray) -> Optional[np.ndarray]:

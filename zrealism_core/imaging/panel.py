@@ -104,10 +104,17 @@ def render_panel(source: Any, result: Any, report: Any, *, height: int = 256) ->
     region = art.get("region")
     overlay = edge_overlay(res, art["source_edges"], art["result_edges"], art.get("region"))
     heat = heat_map(art["delta_e"], region, src.shape)
-    tiles = [_tile(x, height) for x in (src, res, overlay, heat)]
+    images = [src, res, overlay, heat]
     frame = art.get("frame_index")
     titles = ["source", "result" if frame is None else f"result (frame {frame}, worst)",
               "edges: source red / result cyan", f"colour dE00 (0..{COLOR_DE_BAD:g}+)"]
+    if "control_source_edges" in art:  # control fidelity: the line art the ControlNets were asked to keep
+        from ..metrics.control_fidelity import edge_overlay as control_overlay
+
+        edge_f = (getattr(report, "control", None) or {}).get("edge_f")
+        images.insert(3, control_overlay(res, art["control_source_edges"], art["control_result_edges"]))
+        titles.insert(3, "control edges" + (f" (edge_f {edge_f:.2f})" if edge_f is not None else ""))
+    tiles = [_tile(x, height) for x in images]
     bar_w = max(260, int(height * 1.15))
     header = max(18, height // 12)
     footer = max(16, height // 14)

@@ -2,9 +2,9 @@
 condition from the output and compare it with the input's.)
 
 - edge_f: boundary F-score between the source's line art and the result's edges. One operator
-  makes both maps (Canny at the thresholds that the SOURCE's gradient statistics give, after a light
-  Gaussian at the metric scale, so photo micro-texture does not count), so identity scores 1.0 and a
-  blurred or washed-out result, whose gradients are weaker, loses edges. Matching uses the silhouette
+  makes both maps (the canny hint's: Canny at thresholds from each image's own gradient statistics,
+  after a light Gaussian at the metric scale so photo micro-texture does not count; a photo's softer
+  contours are still found), so identity scores 1.0. Matching uses the silhouette
   boundary's DAVIS tolerance t (6 px at 512): an edge pixel at distance d from the other map earns
   1 - (d / (t + 1))^2 (1 on the spot, 0 beyond t), so the score falls smoothly with displacement
   instead of jumping at t. Weight-free, always computed.
@@ -31,10 +31,6 @@ PCK_ALPHA = 0.1
 Keypoints = Sequence[Optional[Tuple[float, float]]]  # (x, y) in pixels per body part, None = not found
 
 
-def _edges(gray8: np.ndarray, low: float, high: float) -> np.ndarray:
-    return cv2.Canny(gray8, low, high, L2gradient=False) > 0
-
-
 def edge_maps(source: np.ndarray, result: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(source edges, result edges) as bool maps, one operator for both (see the module doc)."""
     from ..detail_hints import EmptyHintError, canny_thresholds
@@ -45,12 +41,14 @@ def edge_maps(source: np.ndarray, result: np.ndarray) -> Tuple[np.ndarray, np.nd
         g = cv2.GaussianBlur(luma(rgb), (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
         return (np.clip(g, 0, 255) + 0.5).astype(np.uint8)
 
-    gs, gr = gray8(source), gray8(result)
-    try:
-        low, high = canny_thresholds(gs)
-    except EmptyHintError:  # a flat source has no line art: only a flat result matches it
-        low, high = canny_thresholds(gr) if np.ptp(gr) > 0 else (255.0, 255.0)
-    return _edges(gs, low, high), _edges(gr, low, high)
+    def edges(gray: np.ndarray) -> np.ndarray:
+        try:
+            low, high = canny_thresholds(gray)
+        except EmptyHintError:  # a flat image has no edges
+            return np.zeros(gray.shape, dtype=bool)
+        return cv2.Canny(gray, low, high, L2gradient=False) > 0
+
+    return edges(gray8(source)), edges(gray8(result))
 
 
 def _credit(edges: np.ndarray, other: np.ndarray, tol: int) -> float:

@@ -191,8 +191,8 @@ class SilhouetteBody:
     darker than near-white. Keypoints (OpenPose COCO-18 ids): 0 nose = top-most pixel's column at
     12% of the height, 1 neck = the centroid's column at 25%, 2 right shoulder / 5 left shoulder =
     the left-most / right-most character column at 30%, 8 right hip / 11 left hip = the centroid
-    -/+ a quarter of the width at 60%, 10 right ankle = bottom-most pixel (all within the
-    character's extent). A mirrored picture mirrors them, so left/right swap."""
+    -/+ an eighth of the width at 60%, 10 right ankle = bottom-most pixel; each then moved to the
+    nearest character pixel. A mirrored picture mirrors them, so left/right swap."""
 
     PARTS = (0, 1, 2, 5, 8, 11, 10)
 
@@ -225,6 +225,9 @@ class SilhouetteBody:
             5: (float(sh.max()), y0 + 0.3 * hgt), 8: (cx - 0.25 * wid * 0.5, y0 + 0.6 * hgt),
             11: (cx + 0.25 * wid * 0.5, y0 + 0.6 * hgt), 10: (bottom_x, float(y1)),
         }
+        for part, (x, y) in points.items():  # on the character: the nearest character pixel
+            k = int(np.argmin((xs - x) ** 2 + (ys - y) ** 2))
+            points[part] = (float(xs[k]), float(ys[k]))
         candidate = np.array([[x, y, 1.0, i] for i, (x, y) in enumerate(points.values())])
         person = -np.ones(20)
         for i, part in enumerate(points):
