@@ -311,10 +311,11 @@ def test_openpose_files_are_taken_from_the_first_folder_that_has_each(tmp_path):
         folder.mkdir()
         for name in names:
             (folder / name).write_bytes(b"x")
-    files = annotators.locate_openpose([a, b])
+    files = annotators.locate_openpose([a, b], include_hand=True, include_face=True)
     assert files["body_pose_model.pth"] == a / "body_pose_model.pth"
     assert files["hand_pose_model.pth"] == b / "hand_pose_model.pth"
     assert annotators.locate_openpose([b, a])["body_pose_model.pth"] == b / "body_pose_model.pth"
+    assert set(annotators.locate_openpose([a, b])) == {"body_pose_model.pth"}  # body only: nothing else asked for
 
 
 # ---------------------------------------------------------------- OpenPose (real loader and architecture)

@@ -60,5 +60,5 @@ def test_nodes_dirs_feed_the_core_search(bridge, tmp_path, monkeypatch):
     for name in ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth"):
         (target / name).write_bytes(b"x")
     monkeypatch.setattr(bridge, "folder_paths", _fake_folder_paths(models, custom_nodes))
-    files = annotators.locate_openpose(bridge.annotator_dirs())
+    files = annotators.locate_openpose(bridge.annotator_dirs(), include_hand=True, include_face=True)
     assert files["facenet.pth"] == target / "facenet.pth"

@@ -362,7 +362,7 @@ def animate(
         depth, pose = prepare_maps(
             still8, depth=depth_map, pose=pose_map, need_depth=float(depth_scale) > 0, need_pose=float(pose_scale) > 0,
             annotator_dirs=annotator_dirs if annotator_dirs is not None else zp.annotator_dirs,
-            device="cpu" if zp.home_device.type == "cpu" else str(zp.home_device), timings=timings,
+            device="cpu" if zp.home_device.type == "cpu" else str(zp.home_device), timings=timings, mask=mask,
         )
     check_cancel(cancel)
 

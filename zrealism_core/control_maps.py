@@ -269,7 +269,10 @@ def character_box(mask: Any, shape_hw: Tuple[int, int], pad: float = 0.1) -> Opt
     None when the mask is empty."""
     from .imaging.images import to_mask
 
-    m = to_mask(mask, tuple(shape_hw)) > 0.5
+    m = to_mask(mask)
+    if m.shape != tuple(shape_hw):  # e.g. the source-size mask of an image rounded to multiples of 8
+        m = _resize(m, tuple(shape_hw), "linear")
+    m = m > 0.5
     if not m.any():
         log.info("pose: the mask is empty, detecting on the whole image")
         return None

@@ -420,7 +420,7 @@ def transform(
 
     depth8, pose8 = prepare_maps(
         rgb8, depth=depth_map, pose=pose_map, method=depth_method, annotator_dirs=dirs,
-        resolution=detect_resolution, device=det_device, timings=timings, cancel=cancel,
+        resolution=detect_resolution, device=det_device, timings=timings, cancel=cancel, mask=mask8,
     )
 
     from .imaging.images import to_pil

@@ -222,8 +222,10 @@ def run_image(
                     mask=prep.mask, callback=_step_progress("video", progress), **clip_settings,
                 )
         with timed("evaluate"):
-            report = evaluate(prep.image, still.image, prep.mask)
-            video_report = evaluate_video(prep.image, list(frames), prep.mask) if frames is not None else None
+            # the still's own maps are the source's control maps: not detected again (report.control)
+            maps = dict(depth_map=still.depth_map, pose_map=still.pose_map, annotator_dirs=pipe.annotator_dirs)
+            report = evaluate(prep.image, still.image, prep.mask, **maps)
+            video_report = evaluate_video(prep.image, list(frames), prep.mask, **maps) if frames is not None else None
             panel = render_panel(prep.image, still.image, report)
     finally:
         bar.close()
