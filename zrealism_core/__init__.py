@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SD15_CONFIG_DIR = DATA_DIR / "sd15"
 TOKENIZER_DIR = DATA_DIR / "clip-tokenizer"
+CLIP_VISION_H14_CONFIG = DATA_DIR / "clip_vision_h14" / "config.json"  # IP-Adapter's SD1.5 image encoder
 
 # public name -> submodule that defines it
 _EXPORTS = {

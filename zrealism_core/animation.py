@@ -394,7 +394,8 @@ def animate(
         # the view's LoRAs (in place on the shared 2D weights) and IP-Adapter (on the motion UNet)
         # are active only in here; prompts are encoded in here too, so a text-encoder LoRA applies
         with stage("animating", timings, f"{n_gen} frames {w}x{h}, {steps} steps x strength {strength}, {attempt}"), \
-                pipe_view.active(zp, unet=mp.unet, scheduler_of=mp, timings=timings) as adapter_kwargs:
+                pipe_view.active(zp, unet=mp.unet, scheduler_of=mp, timings=timings,
+                                 cfg=common["guidance_scale"]) as adapter_kwargs:
             common.update(adapter_kwargs)
             with torch.inference_mode(), scheduled(schedule, mp.controlnet, mp.unet):
                 if sparsectrl is not None:

@@ -439,7 +439,7 @@ def transform(
         detail = f"{n_steps} steps, {w}x{h}, {attempt}" + _schedule_detail(schedule, cfg, n_steps)
         # the view's LoRAs / IP-Adapter are active only inside this block (after placement; the
         # text encoder's LoRA too, so prompts must be encoded in here); weights restored on exit
-        with pipe_view.active(pipe, timings=timings) as adapter_kwargs, \
+        with pipe_view.active(pipe, timings=timings, cfg=scale) as adapter_kwargs, \
                 runtime.stage("synthesizing", timings, detail), guidance.scheduled(schedule, pipe.sd.controlnet, pipe.sd.unet):
             out = pipe.sd(
                 **adapter_kwargs,

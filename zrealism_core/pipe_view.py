@@ -104,11 +104,12 @@ def lora_models(pipe: ZRealismPipeline) -> Dict[str, Any]:
 
 @contextlib.contextmanager
 def active(pipe: ZRealismPipeline, unet: Any = None, scheduler_of: Any = None,
-           timings: Optional[Dict[str, float]] = None) -> Iterator[Dict[str, Any]]:
+           timings: Optional[Dict[str, float]] = None, cfg: float = 7.0) -> Iterator[Dict[str, Any]]:
     """For one job: apply the view's LoRAs and install its IP-Adapter on `unet` (default the still
     UNet; the clip passes its motion UNet), undo both on exit. Yields the extra keyword arguments
     for the diffusers pipeline call (`ip_adapter_image_embeds`, or nothing). `scheduler_of`: the
-    diffusers pipeline whose scheduler's timesteps the IP-Adapter's start/end refer to."""
+    diffusers pipeline whose scheduler's timesteps the IP-Adapter's start/end refer to. `cfg`: the
+    guidance scale the pipeline starts with (above 1: image embeds are passed as [uncond; cond])."""
     loras = [(l, s) for l, s in getattr(pipe, "loras", ()) if float(s) != 0.0]
     spec = getattr(pipe, "ip_adapter", None)
     if spec is not None and float(spec.weight) == 0.0:
@@ -130,7 +131,8 @@ def active(pipe: ZRealismPipeline, unet: Any = None, scheduler_of: Any = None,
             from .models import ip_adapter as ipa
 
             with ipa.installed(root, spec, unet if unet is not None else root.sd.unet,
-                               scheduler_of if scheduler_of is not None else root.sd, timings) as kwargs:
+                               scheduler_of if scheduler_of is not None else root.sd, timings,
+                               cfg=float(cfg) > 1.0) as kwargs:
                 yield kwargs
     finally:
         if applied is not None:
