@@ -453,3 +453,57 @@ def test_prepare_maps_checks_cancel_after_each_map(monkeypatch):
     with pytest.raises(CancelledError):
         control_maps.prepare_maps(np.zeros((8, 8, 3), np.float32), cancel=lambda: True)
 
+
+
+# ---------------------------------------------------------------- Depth Anything key table (an independent oracle)
+
+DA_KEY_TABLE = Path(__file__).parent / "data" / "depth_anything_v2_vits_keys.tsv"
+
+
+def _key_table():
+    import re
+
+    rows = []
+    for line in DA_KEY_TABLE.read_text().splitlines():
+        if line and not line.startswith("#"):
+            src, dst = line.split("\t")
+            m = re.fullmatch(r"(.+)\[(\d+):(\d+)\]", src)
+            rows.append((m.group(1), (int(m.group(2)), int(m.group(3))), dst) if m else (src, None, dst))
+    return rows
+
+
+def test_converter_reproduces_the_vit_s_key_table():
+    """The pairs of transformers' conversion script, written out by hand for ViT-S (12 blocks, hidden
+    384): our converter must send each original tensor (or qkv slice) to that transformers name."""
+    import torch
+
+    rows = _key_table()
+    assert len(rows) == 78
+    state = {}
+    for i in range(12):  # every block has a fused qkv; ViT-S's is (3 x 384, 384)
+        state[f"pretrained.blocks.{i}.attn.qkv.weight"] = torch.arange(1152 * 384, dtype=torch.float32).reshape(1152, 384) + i
+        state[f"pretrained.blocks.{i}.attn.qkv.bias"] = torch.arange(1152, dtype=torch.float32) + i
+    for n, (src, rows_slice, _) in enumerate(rows):
+        if rows_slice is None:
+            state[src] = torch.full((2,), float(n))
+    out = control_maps._original_to_transformers(state, num_layers=12)
+    for src, rows_slice, dst in rows:
+        assert dst in out, f"{src} -> {dst} missing"
+        want = state[src] if rows_slice is None else state[src][rows_slice[0]:rows_slice[1]]
+        assert torch.equal(out[dst], want), f"{src} went to another name than {dst}"
+
+
+def test_key_table_names_are_those_of_transformers_model():
+    """Every transformers name in the table exists in transformers' own model (12 layers)."""
+    import torch
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+
+    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=12, num_attention_heads=1, mlp_ratio=1,
+                            out_indices=[3, 6, 9, 12], reshape_hidden_states=False)
+    config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[4, 4, 4, 4],
+                                 fusion_hidden_size=4, head_hidden_size=4)
+    with torch.device("meta"):
+        model_keys = set(DepthAnythingForDepthEstimation(config).state_dict())
+    names = {dst: None for _, _, dst in _key_table()}
+    renamed = control_maps.rename_for_model(names, model_keys)
+    assert set(renamed) <= model_keys, sorted(set(renamed) - model_keys)
