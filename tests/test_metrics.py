@@ -5,6 +5,7 @@ The CIEDE2000 oracle (Sharma 2005) lives in test_color.py; here the metrics buil
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -210,6 +211,25 @@ def test_shipped_nss_model_matches_a_refit():
     assert np.allclose(cov, COV, rtol=1e-2, atol=1e-3 * np.abs(COV).max())
 
 
+def cartoonise(photo: np.ndarray) -> np.ndarray:
+    """Flat cartoon fill: k-means colour quantisation of the picture + black outlines."""
+    lab = rgb_to_lab(photo).reshape(-1, 3)
+    centres, _ = colour.kmeans_lab(lab[::7], 6)
+    labels = ((lab[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
+    cartoon = lab_to_rgb(centres[labels].reshape(photo.shape))
+    edges_ = cv2.Canny((photo.mean(-1) * 255).astype(np.uint8), 60, 120) > 0
+    cartoon[edges_] = 0.0
+    return cartoon
+
+
+def plastic(photo: np.ndarray) -> np.ndarray:
+    """The "plastic skin" look: 4 passes of an edge-keeping bilateral filter."""
+    out = photo.copy()
+    for _ in range(4):
+        out = cv2.bilateralFilter(out, 9, 0.3, 75)
+    return out
+
+
 @pytest.fixture(scope="module")
 def photo():
     from skimage import data
@@ -220,18 +240,8 @@ def photo():
 
 def test_texture_photo_beats_flat_cartoon_and_plastic(photo):
     s_photo = texture.texture_realism(photo)["score"]
-    # Flat cartoon fill: k-means colour quantisation of the same picture + black outlines.
-    lab = rgb_to_lab(photo).reshape(-1, 3)
-    centres, _ = colour.kmeans_lab(lab[::7], 6)
-    labels = ((lab[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
-    cartoon = lab_to_rgb(centres[labels].reshape(photo.shape))
-    edges_ = cv2.Canny((photo.mean(-1) * 255).astype(np.uint8), 60, 120) > 0
-    cartoon[edges_] = 0.0
-    s_cartoon = texture.texture_realism(cartoon)["score"]
-    plastic = photo.copy()
-    for _ in range(4):
-        plastic = cv2.bilateralFilter(plastic, 9, 0.3, 75)
-    s_plastic = texture.texture_realism(plastic)["score"]
+    s_cartoon = texture.texture_realism(cartoonise(photo))["score"]
+    s_plastic = texture.texture_realism(plastic(photo))["score"]
     assert s_photo > 0.8
     assert s_photo > s_plastic + 0.15, (s_photo, s_plastic)
     assert s_photo > s_cartoon + 0.4, (s_photo, s_cartoon)
@@ -252,6 +262,40 @@ def test_texture_tiny_and_masked_inputs_are_finite():
     m = np.zeros((128, 128), bool)
     m[40:60, 40:60] = True
     assert 0.0 <= texture.texture_realism(img, m)["score"] <= 1.0
+
+
+def _crop512(img) -> np.ndarray:
+    """Short side scaled down to 512 (area), then the centre 512x512, as float 0..1."""
+    img = np.asarray(img)[..., :3].astype(np.float32) / 255.0
+    h, w = img.shape[:2]
+    if min(h, w) > 512:
+        s = 512 / min(h, w)
+        img = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+        h, w = img.shape[:2]
+    s = min(h, w)
+    return np.ascontiguousarray(img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s])
+
+
+def held_out_photos() -> dict:
+    """Photos that played no part in the pristine fit or the anchors (see calibration.py)."""
+    import matplotlib
+    from PIL import Image
+    from skimage import data
+
+    hopper = Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").convert("RGB")
+    left, right, _ = data.stereo_motorcycle()
+    return {"grace_hopper": _crop512(hopper), "motorcycle_left": _crop512(left), "motorcycle_right": _crop512(right)}
+
+
+def test_texture_realism_on_held_out_photos():
+    """Fit and anchors come from scikit-image photos; these photos were in neither."""
+    for name, img in held_out_photos().items():
+        s_photo = texture.texture_realism(img)["score"]
+        s_cartoon = texture.texture_realism(cartoonise(img))["score"]
+        s_plastic = texture.texture_realism(plastic(img))["score"]
+        assert s_photo > 0.8, (name, s_photo)
+        assert s_photo > s_cartoon + 0.4, (name, s_photo, s_cartoon)
+        assert s_photo > s_plastic, (name, s_photo, s_plastic)
 
 
 # ---------------------------------------------------------------- temporal

@@ -13,6 +13,19 @@ Where the data came from:
   bilateral 9,75,75) / blur sigma 2 / cartoonised / additive noise sigma 10. Medians of the
   NIQE-style distance: in-model photos 3.0, held-out coffee 4.8, JPEG 8.8, noise 8.6, plastic
   11.1, blur 14.4, cartoon 18.5. (A leave-one-out prototype run gave photo 5.3, cartoon 21.8.)
+  Which photos were used for what (texture realism):
+  - pristine model fit (nss_model.py): scikit-image astronaut, chelsea, rocket, brick, grass,
+    gravel, camera (texture.PRISTINE_IMAGES);
+  - anchor choice (TEXTURE_DIST_GOOD / _BAD): scikit-image coffee (the "unseen photo" 4.8) and the
+    cartoonised / plastic / blurred / JPEG versions of the scikit-image photos above;
+  - held out, used by no fit and no anchor, only by tests/test_metrics.py's held-out test:
+    matplotlib's sample photo grace_hopper.jpg and scikit-image's stereo_motorcycle pair (left,
+    right), with their cartoonised and "plastic" versions. Measured (512 centre crops, after
+    downscaling the short side to 512): grace_hopper distance 6.8 -> score 0.87, motorcycle
+    left / right 3.7 / 4.1 -> 1.0; cartoonised 15.1 / 38.2 / 26.9 -> 0.27 / 0 / 0. Not in the
+    test (the file ships with ComfyUI's frontend, not with our test extra): the anime drawing
+    comfyui_frontend_package/static/assets/images/sad_girl.png on white scores 0.60 (distance
+    8.5): a clean digital drawing with soft shading is the weak spot of this score.
 * "temporal-synth": 16-frame 512x512 clips of a panning photo (1.5 px/frame) with added global
   flicker or texture boiling, DIS optical flow (see temporal.py and ../shared/docs/metrics.md §4).
 
