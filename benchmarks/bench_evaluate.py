@@ -1,6 +1,6 @@
 """Timing of the fidelity evaluator on this machine.
 
-    python benchmarks/bench_evaluate.py [--runs 7]
+    python -m benchmarks.bench_evaluate [--runs 7]
 
 Prints the median ms per 512x512 still pair (`evaluate`: a character on white, and a full-frame
 photo = worst case, every pixel is "character") and per frame pair of the temporal term (DIS flow
@@ -18,11 +18,9 @@ import time
 import cv2
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from zrealism_core.evaluation import evaluate, evaluate_video  # noqa: E402
-from zrealism_core.metrics.temporal import temporal_consistency  # noqa: E402
-from zrealism_core.imaging.sample import pink_noise, sample_character  # noqa: E402
+from zrealism_core.evaluation import evaluate, evaluate_video
+from zrealism_core.imaging.sample import pink_noise, sample_character
+from zrealism_core.metrics.temporal import temporal_consistency
 
 SIZE = 512
 

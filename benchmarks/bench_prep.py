@@ -2,7 +2,7 @@
 prep <= 40 ms, analyze <= 60 ms, CPU). Prints the median (and 90th percentile) of N runs and the
 machine load, since timings on a shared machine are only meaningful next to it.
 
-    python benchmarks/bench_prep.py [--runs 30] [--size 1024] [--json]
+    python -m benchmarks.bench_prep [--runs 30] [--size 1024] [--json]
 """
 from __future__ import annotations
 
@@ -13,11 +13,8 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def _time(fn, runs: int):

@@ -11,8 +11,13 @@ GPU (--gpu): 512x512 fp16, our engine with the models on the GPU and with model 
 and peak VRAM (torch.cuda.max_memory_allocated), plus the same plain-diffusers ratio, and a real
 out-of-memory fallback check with the GPU memory capped (--oom-check).
 
-    flock /tmp/zr_heavy.lock python benchmarks/bench_still.py [--steps 6 --denoise 0.5] [--runs 2]
-    python benchmarks/bench_still.py --gpu [--oom-check]
+  4. --control-end-check: control end 0.8 (both nets), ControlNet calls counted per net with forward
+     hooks, ours and plain diffusers, against diffusers' window rule (ours must skip the steps outside
+     the window, plain diffusers runs every net on every step), plus the time ratio of the two.
+
+    flock /tmp/zr_heavy.lock python -m benchmarks.bench_still [--steps 6 --denoise 0.5] [--runs 2]
+    python -m benchmarks.bench_still --gpu [--oom-check]
+    python -m benchmarks.bench_still --control-end-check [--control-end 0.8] [--tiny --size 64]
 
 Always printed with the load average: on a shared machine timings mean little without it.
 """
@@ -27,10 +32,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def load_avg() -> str:
@@ -69,9 +74,22 @@ def vm_hwm_mb() -> float:
     return peak_rss_mb()
 
 
-def build_components(dtype, device="cpu", seed: int = 0):
-    """Real SD1.5 shapes, random weights, deterministic for a seed (so subprocesses build identical models)."""
+def build_components(dtype, device="cpu", seed: int = 0, tiny: bool = False):
+    """Real SD1.5 shapes, random weights, deterministic for a seed (so subprocesses build identical models).
+    tiny: the test suite's tiny models instead (to check the benchmark's code in seconds; no figures)."""
     import torch
+
+    if tiny:
+        from zrealism_core.testing.tiny_models import tiny_components
+
+        c = tiny_components(seed)
+        mods = dict(unet=c["unet"], depth=c["controlnets"][0], pose=c["controlnets"][1], vae=c["vae"],
+                    text_encoder=c["text_encoder"])
+        for m in mods.values():
+            m.requires_grad_(False)
+            if dtype != torch.float32 or str(device) != "cpu":  # built as fp32 on the CPU
+                m.to(device=device, dtype=dtype)
+        return mods, c["tokenizer"], c["scheduler"]
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -126,17 +144,18 @@ def inputs(size: int):
     return img, depth, pose
 
 
-def run_ours(ours, args, size, prepare=None):
+def run_ours(ours, args, size, prepare=None, control_end: float = 1.0):
     from zrealism_core.engine import transform
 
     img, depth, pose = inputs(size)
     t = time.perf_counter()
     r = transform(ours, img, depth_map=depth, pose_map=pose, prompt="a photo of a person", negative="drawing",
-                  seed=1, steps=args.steps, denoise=args.denoise, cfg=7.0, scheduler=args.scheduler, prepare=prepare)
+                  seed=1, steps=args.steps, denoise=args.denoise, cfg=7.0, scheduler=args.scheduler, prepare=prepare,
+                  depth_end=control_end, pose_end=control_end)
     return time.perf_counter() - t, r
 
 
-def run_plain(sd, args, size, device):
+def run_plain(sd, args, size, device, control_end: float = 1.0):
     import torch
 
     from zrealism_core.imaging.images import to_pil
@@ -149,7 +168,7 @@ def run_plain(sd, args, size, device):
     out = sd(prompt="a photo of a person", negative_prompt="drawing", image=to_pil(img),
              control_image=[to_pil(depth), to_pil(pose)], strength=args.denoise, num_inference_steps=args.steps,
              guidance_scale=7.0, controlnet_conditioning_scale=[0.7, 0.7], control_guidance_start=[0.0, 0.0],
-             control_guidance_end=[1.0, 1.0], height=size, width=size,
+             control_guidance_end=[control_end, control_end], height=size, width=size,
              generator=torch.Generator("cpu").manual_seed(1), output_type="np")
     return time.perf_counter() - t, out.images[0]
 
@@ -231,6 +250,52 @@ def cpu_rss_side(args) -> dict:
     peak = vm_hwm_mb()
     return dict(side=args.side, seconds=dt, peak_rss_mb=peak, build_peak_rss_mb=build_peak, weights_mb=w,
                 peak_over_weights=peak / w, peak_is_run_only=reset)
+
+
+def expected_net_calls(n_steps: int, start: float, end: float) -> int:
+    """Steps a net acts in, by diffusers' rule: step i of the n run is outside the window when
+    i / n < start or (i + 1) / n > end (one call per step: CFG's two halves are one batch)."""
+    return sum(not (i / n_steps < start or (i + 1) / n_steps > end) for i in range(n_steps))
+
+
+def control_end_check(args) -> dict:
+    """ControlNet calls with a control window ending at args.control_end, ours against plain diffusers."""
+    import torch
+
+    from zrealism_core.models.runtime import expected_steps
+
+    mods, tok, sched = build_components(torch.float32, tiny=args.tiny)
+    ours, plain = make_pipes(mods, tok, sched, torch.device("cpu"), torch.float32)
+    calls = {"depth": 0, "pose": 0}
+
+    def counter(name):
+        def hook(module, inputs_, output):
+            calls[name] += 1
+        return hook
+
+    hooks = [mods[name].register_forward_hook(counter(name)) for name in calls]
+    n = expected_steps(args.steps, args.denoise)
+    want = expected_net_calls(n, 0.0, args.control_end)
+    res: dict = dict(steps=n, control_end=args.control_end, expected_calls_per_net=want, tiny=args.tiny)
+    try:
+        run_ours(ours, args, args.size, control_end=args.control_end)  # warm-up
+        for side, run in (("ours", lambda: run_ours(ours, args, args.size, control_end=args.control_end)),
+                          ("plain", lambda: run_plain(plain, args, args.size, "cpu", control_end=args.control_end))):
+            for name in calls:
+                calls[name] = 0
+            dt, _ = run()
+            res[side] = dict(calls=dict(calls), seconds=dt)
+            print(f"  {side}: ControlNet calls {calls} in {dt:.2f} s (load {load_avg()})", flush=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    res["ours_skips_outside_window"] = all(v == want for v in res["ours"]["calls"].values())
+    res["plain_runs_every_step"] = all(v == n for v in res["plain"]["calls"].values())
+    res["ratio"] = res["ours"]["seconds"] / res["plain"]["seconds"]
+    print(f"  {n} steps, control end {args.control_end}: expected {want} calls per net (ours), {n} (plain); "
+          f"ours {'OK' if res['ours_skips_outside_window'] else 'WRONG'}, plain {'OK' if res['plain_runs_every_step'] else 'WRONG'}; "
+          f"time ratio ours/plain {res['ratio']:.3f}", flush=True)
+    return res
 
 
 # ------------------------------------------------------------------ GPU
@@ -364,6 +429,9 @@ def main() -> int:
     ap.add_argument("--oom-check", action="store_true")
     ap.add_argument("--ldm-roundtrip", action="store_true", help="write + load real-size original-layout files")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--control-end-check", action="store_true", help="count ControlNet calls with a control window")
+    ap.add_argument("--control-end", type=float, default=0.8)
+    ap.add_argument("--tiny", action="store_true", help="tiny test models: checks the code, gives no figures")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     import torch
@@ -374,7 +442,12 @@ def main() -> int:
         print("RESULT " + json.dumps(cpu_rss_side(args)), flush=True)
         return 0
     print(f"bench_still: load {load_avg()}, torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
-    if args.ldm_roundtrip:
+    if args.control_end_check:
+        res = control_end_check(args)
+        if not (res["ours_skips_outside_window"] and res["plain_runs_every_step"]):
+            print(json.dumps(res, indent=1, default=str))
+            return 1
+    elif args.ldm_roundtrip:
         res = ldm_roundtrip(args)
     elif args.gpu:
         res = gpu_bench(args)
@@ -388,11 +461,11 @@ def main() -> int:
         if args.rss:
             res["rss"] = {}
             for side in ("ours", "plain"):
-                cmd = [sys.executable, __file__, "--side", side, "--size", str(args.size), "--steps", str(args.steps),
+                cmd = [sys.executable, "-m", "benchmarks.bench_still", "--side", side, "--size", str(args.size), "--steps", str(args.steps),
                        "--denoise", str(args.denoise), "--scheduler", args.scheduler]
                 if args.threads:
                     cmd += ["--threads", str(args.threads)]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
+                proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
                 line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
                 if not line:
                     print(proc.stderr[-2000:])

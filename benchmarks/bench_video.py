@@ -14,7 +14,7 @@ Printed per mode: peak RSS (ru_maxrss) after building the models and after the c
 memory the clip cost, the time to build the motion pipeline, the clip time and time per frame.
 Needs ~9 GB (shared) / ~13 GB (copy) RAM in fp32 and several minutes on a 2-core CPU:
 
-    flock /tmp/zr_heavy.lock python benchmarks/bench_video.py [--frames 8 --size 256 --steps 2] [--dtype bf16]
+    flock /tmp/zr_heavy.lock python -m benchmarks.bench_video [--frames 8 --size 256 --steps 2] [--dtype bf16]
 
 Always printed with the load average: on a shared machine timings mean little without it.
 """
@@ -28,14 +28,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from .bench_still import build_components, load_avg, make_pipes, peak_rss_mb, weights_bytes
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import numpy as np  # noqa: E402
-
-from bench_still import build_components, load_avg, make_pipes, peak_rss_mb, weights_bytes  # noqa: E402  (reuse)
 
 SD15_MOTION_CONFIG = dict(
     block_out_channels=(320, 640, 1280, 1280), motion_layers_per_block=2, motion_max_seq_length=32,
@@ -108,7 +106,7 @@ def main(argv=None) -> int:
     results = {}
     for mode in args.modes:
         load_before = load_avg()
-        cmd = [sys.executable, __file__, "--child", mode, "--frames", str(args.frames), "--size", str(args.size),
+        cmd = [sys.executable, "-m", "benchmarks.bench_video", "--child", mode, "--frames", str(args.frames), "--size", str(args.size),
                "--steps", str(args.steps), "--dtype", args.dtype]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parent)
         lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]

@@ -4,9 +4,9 @@ Each bench_*.py prints its own figures; this script runs them one after another 
 parallel: they would time each other), records the machine and package versions, and puts
 each script's output into RESULTS.md verbatim.
 
-    python benchmarks/run_all.py                 # all of them
-    python benchmarks/run_all.py --only prep evaluate
-    python benchmarks/run_all.py --skip still video   # the two heavy ones (~8 GB RAM, minutes)
+    python -m benchmarks.run_all                 # all of them
+    python -m benchmarks.run_all --only prep evaluate
+    python -m benchmarks.run_all --skip still video   # the two heavy ones (~8 GB RAM, minutes)
 """
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
 
     header = (
         "# Benchmark results\n\n"
-        f"Written by `python benchmarks/run_all.py` on {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}.\n\n"
+        f"Written by `python -m benchmarks.run_all` on {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}.\n\n"
         f"- machine: {_cpu_model()}, {os.cpu_count()} cores, {_mem_gib()} RAM, no GPU used\n"
         f"- Python {platform.python_version()} on {platform.system()} {platform.machine()}\n"
         f"- {_versions()}\n\n"
@@ -98,7 +98,8 @@ def main(argv=None) -> int:
         load_before = _load()
         start = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, str(script)], capture_output=True, text=True, timeout=args.timeout, cwd=HERE.parent
+            [sys.executable, "-m", f"benchmarks.{script.stem}"], capture_output=True, text=True, timeout=args.timeout,
+            cwd=HERE.parent,
         )
         wall = time.perf_counter() - start
         print(proc.stdout, end="", flush=True)

@@ -71,14 +71,17 @@ def test_per_net_start_end_respected(tiny_pipe):
         run(tiny_pipe, steps=4, denoise=1.0, depth_start=0.0, depth_end=0.5, pose_start=0.5, pose_end=1.0,
             depth_scale=1.0, pose_scale=1.0)
         assert (len(d_calls), len(p_calls)) == (2, 2)  # 4 steps: depth acts in the first half, pose in the second
-        d_calls.clear(); p_calls.clear()
+        d_calls.clear()
+        p_calls.clear()
         run(tiny_pipe, steps=4, denoise=1.0, depth_start=0.0, depth_end=1.0, pose_start=0.0, pose_end=0.25)
         assert (len(d_calls), len(p_calls)) == (4, 1)
-        d_calls.clear(); p_calls.clear()
+        d_calls.clear()
+        p_calls.clear()
         run(tiny_pipe, steps=4, denoise=1.0, pose_start=0.6, pose_end=0.6)  # empty window = net off
         assert (len(d_calls), len(p_calls)) == (4, 0)
     finally:
-        h1.remove(); h2.remove()
+        h1.remove()
+        h2.remove()
     full = run(tiny_pipe, steps=4, denoise=1.0)
     early = run(tiny_pipe, steps=4, denoise=1.0, depth_end=0.5, pose_end=0.5)
     assert np.abs(full.image - early.image).max() > 1e-4
