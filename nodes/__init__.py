@@ -11,6 +11,8 @@ _NODE_MODULES = [
     "heuristic_analyzer",
     "fidelity_evaluator",
     "model_loader",
+    "lora_loader",
+    "ip_adapter",
     "dual_controlnet_sampler",
     "motion_loader",
     "animatediff_fuse",

@@ -298,7 +298,7 @@ def _holder(module: Any) -> Any:
 
 def engine_patchers(pipe: Any, extra_modules: Sequence[Any] = ()) -> List[Any]:
     """One ModelPatcher per module of a ZRealismPipeline (UNet, both ControlNets, VAE, text encoder),
-    plus one per extra module (the clip's motion adapter and SparseCtrl); made once and kept on the
+    plus one per extra module (the clip's motion adapter and SparseCtrl, a view's IP-Adapter); made once and kept on the
     pipeline, so ComfyUI tracks the same objects across runs."""
     import comfy.model_patcher as model_patcher  # type: ignore  # only called inside ComfyUI (or fakes)
 
@@ -309,8 +309,11 @@ def engine_patchers(pipe: Any, extra_modules: Sequence[Any] = ()) -> List[Any]:
         return model_patcher.ModelPatcher(_holder(m), load_device=load_device, offload_device=offload_device)
 
     patchers = pipe.extras.get("comfy_patchers")
-    if patchers is None:
-        patchers = pipe.extras["comfy_patchers"] = [patcher(m) for m in pipe.modules().values()]
+    if patchers is None:  # the root pipeline's own modules (a LoRA/IP-Adapter view shares them)
+        root = getattr(pipe, "root", pipe)
+        patchers = pipe.extras["comfy_patchers"] = [patcher(m) for m in root.modules().values()]
+    # a view's IP-Adapter modules (image encoder, projection, attention weights) are tracked like the rest
+    extra_modules = list(extra_modules) + list(getattr(pipe, "adapter_modules", dict)().values())
     if not extra_modules:
         return patchers
     # keyed by id, checked by identity: a new motion model never reuses a stale patcher

@@ -14,7 +14,8 @@ def setup(root: str) -> None:
     models_dir = os.path.join(root, "models")
     output_directory = os.path.join(root, "output")
     folder_names_and_paths.clear()
-    for name in ("checkpoints", "controlnet", "vae", "diffusers", "animatediff_models", "animatediff_motion_lora"):
+    for name in ("checkpoints", "controlnet", "vae", "diffusers", "animatediff_models", "animatediff_motion_lora", "loras",
+                 "clip_vision"):
         path = os.path.join(models_dir, name)
         os.makedirs(path, exist_ok=True)
         folder_names_and_paths[name] = ([path], set(SUPPORTED) if name != "diffusers" else {"folder"})
