@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Tuple
 
-from . import bridge
+from . import bridge, detail_inputs
 from ..zrealism_core.errors import InputError
 from ..zrealism_core.params import CLIP_DEFAULTS as D, apply_params
 
@@ -64,13 +64,16 @@ class ZRealism_AnimateDiffFuse:
                 "pose_map": ("IMAGE", {"tooltip": "The still's OpenPose map (the sampler's pose_map output); without it the map is detected. One for all stills or one per still."}),
                 "mask": ("MASK", {"tooltip": "Character mask (1 = character) limiting the colour lock. One for all stills or one per still."}),
                 "params": ("ZREALISM_PARAMS", {"tooltip": "Recommendations from Heuristic Analyzer. When connected they REPLACE depth_scale, pose_scale and control_end."}),
+                **detail_inputs.optional_inputs(),
             },
         }
 
     def animate(self, pipe: Any, motion: Any, still: Any, prompt: str, negative: str, frames: int, fps: float,
                 strength: float, seed: int, steps: int, cfg: float, loop: str, color_lock: float,
                 depth_scale: float, pose_scale: float, control_end: float,
-                depth_map: Any = None, pose_map: Any = None, mask: Any = None, params: Any = None) -> Tuple[Any, float, str]:
+                depth_map: Any = None, pose_map: Any = None, mask: Any = None, params: Any = None,
+                detail_scale: float = 0.0, detail_start: float = 0.0, detail_end: float = 1.0, detail_hint: str = "auto",
+                detail_map: Any = None) -> Tuple[Any, float, str]:
         from ..zrealism_core.animation import animate
         from ..zrealism_core.engine import ZRealismPipeline
         from ..zrealism_core.models.motion import MotionModel
@@ -80,13 +83,16 @@ class ZRealism_AnimateDiffFuse:
             raise InputError("pipe must come from Z-Realism Model Loader.")
         if not isinstance(motion, MotionModel):
             raise InputError("motion must come from Z-Realism Motion Model Loader.")
-        v = apply_params(dict(depth_scale=depth_scale, pose_scale=pose_scale, control_end=control_end), params, "clip")
+        v = apply_params(dict(depth_scale=depth_scale, pose_scale=pose_scale, control_end=control_end,
+                              detail_scale=detail_scale), params, "clip")
+        d_scale = detail_inputs.detail_scale(pipe, detail_scale, v)
         stills = bridge.image_to_numpy(still)
         batch = len(stills)
         depths = bridge.image_to_numpy(depth_map) if depth_map is not None else None
         poses = bridge.image_to_numpy(pose_map) if pose_map is not None else None
         masks = bridge.mask_to_numpy(mask) if mask is not None else None
-        for name, items in (("depth_map", depths), ("pose_map", poses), ("mask", masks)):
+        details = bridge.image_to_numpy(detail_map) if detail_map is not None else None
+        for name, items in (("depth_map", depths), ("pose_map", poses), ("mask", masks), ("detail_map", details)):
             if items is not None:
                 bridge.check_batch(name, items, batch)
 
@@ -108,6 +114,7 @@ class ZRealism_AnimateDiffFuse:
                 mask=bridge.pick(masks, i) if masks is not None else None,
                 depth_scale=v["depth_scale"], pose_scale=v["pose_scale"], control_end=v["control_end"],
                 loop=loop, color_lock=float(color_lock), callback=callback, prepare=prepare,
+                **detail_inputs.kwargs(d_scale, detail_start, detail_end, detail_hint, details, i),
             )
             if out and clip[0].shape != out[0].shape:
                 raise InputError("the stills of a batch must have the same size to give one IMAGE batch of frames.")

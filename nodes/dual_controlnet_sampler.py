@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from . import bridge
+from . import bridge, detail_inputs
 from ..zrealism_core.errors import InputError
 from ..zrealism_core.params import SAMPLER_DEFAULTS as D, apply_params
 from ..zrealism_core.models.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
@@ -73,26 +73,31 @@ class ZRealism_DualControlNetSampler:
                 "params": ("ZREALISM_PARAMS", {"tooltip": "Recommendations from Heuristic Analyzer. When connected they REPLACE the widgets "
                                                          "steps, cfg, denoise, depth_scale, pose_scale and depth_end/pose_end (its control_end); "
                                                          "disconnect it to use the widget values."}),
+                **detail_inputs.optional_inputs(),
             },
         }
 
     def sample(self, pipe: Any, image: Any, prompt: str, negative: str, seed: int, steps: int, cfg: float,
                denoise: float, depth_scale: float, pose_scale: float, depth_start: float, depth_end: float,
                pose_start: float, pose_end: float, scheduler: str, color_lock: float,
-               depth_method: str = "auto", detect_resolution: int = 512, mask: Any = None, depth_map: Any = None, pose_map: Any = None, params: Any = None) -> Tuple[Any, Any, Any, str]:
+               depth_method: str = "auto", detect_resolution: int = 512, mask: Any = None, depth_map: Any = None, pose_map: Any = None, params: Any = None,
+               detail_scale: float = 0.0, detail_start: float = 0.0, detail_end: float = 1.0, detail_hint: str = "auto",
+               detail_map: Any = None) -> Tuple[Any, Any, Any, str]:
         from ..zrealism_core.engine import ZRealismPipeline, transform
         from ..zrealism_core.models.runtime import expected_steps, job_report
 
         if not isinstance(pipe, ZRealismPipeline):
             raise InputError("pipe must come from Z-Realism Model Loader.")
         v = apply_params(dict(steps=steps, cfg=cfg, denoise=denoise, depth_scale=depth_scale, pose_scale=pose_scale,
-                              depth_end=depth_end, pose_end=pose_end), params)
+                              depth_end=depth_end, pose_end=pose_end, detail_scale=detail_scale), params)
+        d_scale = detail_inputs.detail_scale(pipe, detail_scale, v)
         images = bridge.image_to_numpy(image)
         batch = len(images)
         masks = bridge.mask_to_numpy(mask) if mask is not None else None
         depths = bridge.image_to_numpy(depth_map) if depth_map is not None else None
         poses = bridge.image_to_numpy(pose_map) if pose_map is not None else None
-        for name, items in (("mask", masks), ("depth_map", depths), ("pose_map", poses)):
+        details = bridge.image_to_numpy(detail_map) if detail_map is not None else None
+        for name, items in (("mask", masks), ("depth_map", depths), ("pose_map", poses), ("detail_map", details)):
             if items is not None:
                 bridge.check_batch(name, items, batch)
 
@@ -122,6 +127,7 @@ class ZRealism_DualControlNetSampler:
                 scheduler=scheduler, color_lock=float(color_lock), prepare=prepare,
                 depth_method=depth_method, detect_resolution=int(detect_resolution),
                 callback=callback if preview is None else None, preview=show if preview is not None else None,
+                **detail_inputs.kwargs(d_scale, detail_start, detail_end, detail_hint, details, i),
             )
             results.append(r.image)
             dmaps.append(r.depth_map)

@@ -67,21 +67,31 @@ class ZRealism_ModelLoader:
                     "default": True,
                     "tooltip": "If the GPU runs out of memory: free memory and retry with model CPU offload, then on the CPU "
                                "in fp32 (slow but it finishes). Off = stop with an out-of-memory error instead."}),
-            }
+            },
+            "optional": {
+                "detail_controlnet": ([NONE] + bridge.list_models("controlnet"), {
+                    "default": NONE,
+                    "tooltip": "Optional third SD1.5 ControlNet that keeps the drawing's detail: tile "
+                               "(control_v11f1e_sd15_tile: layout and colours), line art (control_v11p_sd15_lineart, "
+                               "control_v11p_sd15s2_lineart_anime) or canny (control_v11p_sd15_canny), from models/controlnet. "
+                               "Its hint is computed without any model; set detail_scale on the sampler to use it. 'none' = off."}),
+            },
         }
 
     def load(self, checkpoint: str, depth_controlnet: str, pose_controlnet: str, vae: str = NONE,
-             precision: str = "auto", device: str = "auto", cpu_fallback: bool = True) -> Tuple[Any]:
+             precision: str = "auto", device: str = "auto", cpu_fallback: bool = True,
+             detail_controlnet: str = NONE) -> Tuple[Any]:
         from ..zrealism_core.engine import load_pipeline
 
         base = _resolve("checkpoints", checkpoint, "base")
         depth = _resolve("controlnet", depth_controlnet, "depth")
         pose = _resolve("controlnet", pose_controlnet, "pose")
         vae_path = None if vae in (NONE, "", None) else _resolve("vae", vae, "vae")
+        detail = None if detail_controlnet in (NONE, "", None) else _resolve("controlnet", detail_controlnet, "detail")
         dev, dtype = bridge.engine_device_dtype(device, precision)
         pipe = load_pipeline(
             base, depth, pose, vae=vae_path, device=dev, dtype=dtype,
-            fallback=bool(cpu_fallback), annotator_dirs=bridge.annotator_dirs(),
+            fallback=bool(cpu_fallback), annotator_dirs=bridge.annotator_dirs(), detail_controlnet=detail,
         )
         return (pipe,)
 

@@ -306,6 +306,11 @@ def animate(
     timings: Optional[Dict[str, float]] = None,
     cfg_end: float = DEFAULT_CFG_END,
     control_budget: str = DEFAULT_CONTROL_BUDGET,
+    detail_scale: float = 0.0,
+    detail_start: float = 0.0,
+    detail_end: float = 1.0,
+    detail_hint: str = "auto",
+    detail_map: Any = None,
 ) -> Clip:
     """Frames (list of H,W,3 float32; the still's size rounded to multiples of 8) of a clip animated from `still`.
 
@@ -325,6 +330,8 @@ def animate(
     fallback/prepare/restore: as in engine.transform (OOM -> offload -> CPU; ComfyUI's placement).
     cfg_end / control_budget: as in engine.transform (guidance.py); an empty map switches its net off
     (empty_maps.py), with a note in `.notes`.
+    detail_scale / detail_start / detail_end / detail_hint / detail_map: the optional detail ControlNet,
+    as in engine.transform (its hint is made from the still; not used in SparseCtrl keyframe mode).
     The result is a list subclass with `.fps`, `.seed` and `.timings`.
     """
     import torch
@@ -374,6 +381,21 @@ def animate(
         switch_off_empty("depth", depth, float(depth_scale), detected=depth_map is None, notes=notes) if depth is not None else 0.0,
         switch_off_empty("pose", pose, float(pose_scale), detected=pose_map is None, notes=notes) if pose is not None else 0.0,
     ]
+    from .detail import detail_control
+
+    if sparsectrl is not None and float(detail_scale) > 0:
+        note(notes, "detail ControlNet not used: SparseCtrl keyframe mode guides the clip instead")
+        detail_scale = 0.0
+    detail = detail_control(zp, still8, scale=float(detail_scale), start=float(detail_start), end=float(detail_end),
+                            hint=detail_hint, given=detail_map, notes=notes)
+    # per-net windows only with a detail net (a two-net pipe keeps the scalar window, as before)
+    starts: Any = 0.0
+    ends: Any = float(control_end)
+    if detail.present:
+        starts, ends = [0.0, 0.0], [float(control_end)] * 2
+        detail.extend(cond, scales, starts, ends, off=cond[0])
+        if detail.active:
+            cond[2] = to_pil(detail.image)
 
     n_run = expected_steps(steps, float(strength))
     if sparsectrl is not None and (float(cfg_end) < 1.0 or control_budget != "full"):
@@ -403,9 +425,9 @@ def animate(
                 else:
                     out = mp(
                         video=[still_pil] * n_gen, strength=float(strength),
-                        conditioning_frames=[[cond[0]] * n_gen, [cond[1]] * n_gen],
-                        controlnet_conditioning_scale=scales, control_guidance_start=0.0,
-                        control_guidance_end=float(control_end), **common,
+                        conditioning_frames=[[c] * n_gen for c in cond],
+                        controlnet_conditioning_scale=scales, control_guidance_start=starts,
+                        control_guidance_end=ends, **common,
                     ).frames
         return [np.asarray(f, dtype=np.float32) for f in out[0]]
 

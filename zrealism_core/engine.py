@@ -49,6 +49,7 @@ class TransformResult:
     fallback: Optional[str] = None     # reason, when the job ran on a fallback attempt
     timings: Dict[str, float] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)  # what was switched off or changed, and why (runtime.note)
+    detail_map: Optional[np.ndarray] = None  # the detail ControlNet's hint, when that net ran
 
 
 class ZRealismPipeline:
@@ -100,18 +101,28 @@ class ZRealismPipeline:
 
     @property
     def controlnets(self) -> List[Any]:
+        """[depth, pose] or, with the optional detail net, [depth, pose, detail] (the multi's order)."""
         return list(self.sd.controlnet.nets)
 
+    @property
+    def detail_controlnet(self) -> Any:
+        """The optional third (detail: tile / line art / canny) ControlNet, or None."""
+        nets = self.controlnets
+        return nets[2] if len(nets) > 2 else None
+
     def modules(self) -> Dict[str, Any]:
-        """The torch modules by role (UNet, both ControlNets, VAE, text encoder)."""
-        depth, pose = self.controlnets
-        return {
+        """The torch modules by role (UNet, the ControlNets, VAE, text encoder)."""
+        nets = self.controlnets
+        mods = {
             "unet": self.sd.unet,
-            "controlnet_depth": depth,
-            "controlnet_pose": pose,
+            "controlnet_depth": nets[0],
+            "controlnet_pose": nets[1],
             "vae": self.sd.vae,
             "text_encoder": self.sd.text_encoder,
         }
+        if len(nets) > 2:
+            mods["controlnet_detail"] = nets[2]
+        return mods
 
     def adapter_modules(self) -> Dict[str, Any]:
         """Modules a view adds for its jobs (IP-Adapter); none on a plain pipeline."""
@@ -197,11 +208,14 @@ def load_pipeline(
     vae: Optional[PathLike] = None,
     device: Any = "auto",
     dtype: Any = "auto",
+    detail_controlnet: Optional[PathLike] = None,
     **options: Any,
 ) -> ZRealismPipeline:
     """Load (or take from the cache) the SD1.5 + depth + OpenPose ControlNet pipeline.
 
     base: SD1.5 single file or diffusers folder; depth/pose_controlnet: files or folders; vae: optional.
+    detail_controlnet: an optional third SD1.5 ControlNet (tile, line art, canny; file or folder), run
+    by transform()/animate() only when their detail_scale is above 0 (detail.py).
     device: "auto" | "cuda" | "cuda:N" | "mps" | "cpu" (or a torch.device); dtype: "auto" | "fp32" | "fp16" | "bf16".
     options:
       config: diffusers config folder for single files (default: the shipped SD1.5 configs)
@@ -225,7 +239,7 @@ def load_pipeline(
     key = (
         _file_key(base), _file_key(depth_controlnet), _file_key(pose_controlnet), _file_key(vae),
         _file_key(config), str(plan.device), devices.dtype_name(plan.dtype),
-    )
+    ) + ((("detail",) + _file_key(detail_controlnet)) if detail_controlnet else ())
     if use_cache:
         with _CACHE_LOCK:
             hit = _CACHE.get(key)
@@ -244,15 +258,19 @@ def load_pipeline(
         unet_cfg = _hub_unet_config(base) if hub else loaders.base_unet_config(base, config)
         depth = loaders.load_controlnet(depth_controlnet, "depth", unet_cfg, plan.dtype, allow_download=allow_download)
         pose = loaders.load_controlnet(pose_controlnet, "pose", unet_cfg, plan.dtype, allow_download=allow_download)
+        nets = [depth, pose]
+        if detail_controlnet:
+            nets.append(loaders.load_controlnet(detail_controlnet, "detail", unet_cfg, plan.dtype, allow_download=allow_download))
         vae_model = loaders.load_vae(vae, loaders.config_folder(config) if not Path(str(base)).is_dir() else Path(str(base)), plan.dtype) if vae else None
         sd = loaders.load_sd_pipeline(
-            base, [depth, pose], vae=vae_model, config=config, dtype=plan.dtype, allow_download=allow_download
+            base, nets, vae=vae_model, config=config, dtype=plan.dtype, allow_download=allow_download
         )
         sd.set_progress_bar_config(disable=True)
     pipe = ZRealismPipeline(
         sd, device=plan.device, dtype=plan.dtype, fallback=fallback, key=key,
         sources=dict(base=str(base), depth_controlnet=str(depth_controlnet), pose_controlnet=str(pose_controlnet),
-                     vae=str(vae) if vae else None, config=str(config) if config else None),
+                     vae=str(vae) if vae else None, config=str(config) if config else None,
+                     detail_controlnet=str(detail_controlnet) if detail_controlnet else None),
         annotator_dirs=annotator_dirs,
     )
     pipe.extras["load_timings"] = timings
@@ -360,6 +378,11 @@ def transform(
     preview: Optional[Callable[[int, int, np.ndarray], None]] = None,
     cfg_end: float = guidance.DEFAULT_CFG_END,
     control_budget: str = guidance.DEFAULT_CONTROL_BUDGET,
+    detail_scale: float = 0.0,
+    detail_start: float = 0.0,
+    detail_end: float = 1.0,
+    detail_hint: str = "auto",
+    detail_map: Any = None,
 ) -> TransformResult:
     """Turn a prepared drawing into a photo while keeping its geometry (depth) and pose (OpenPose).
 
@@ -380,6 +403,9 @@ def transform(
     "prompt_branch" (ControlNets on the conditional half only, residuals reused): guidance.py.
     A map with nothing to say (a black pose map, a flat depth map) switches its net off, with a
     note in the log and in the result's notes (empty_maps.py).
+    detail_scale / detail_start / detail_end / detail_hint / detail_map: the optional detail ControlNet
+    (load_pipeline(detail_controlnet=...)): 0 = off (not run, not moved to the device); the hint is
+    "auto" (from the net's file name), "tile", "canny" or "lineart", or your own detail_map (detail.py).
     """
     import torch
 
@@ -428,6 +454,16 @@ def transform(
     init_pil, depth_pil, pose_pil = to_pil(rgb8), to_pil(depth8), to_pil(pose8)
     d_scale = switch_off_empty("depth", depth8, d_scale, detected=depth_map is None, notes=notes)
     p_scale = switch_off_empty("pose", pose8, p_scale, detected=pose_map is None, notes=notes)
+    from .detail import detail_control
+
+    with runtime.stage("detail hint", timings):
+        detail = detail_control(pipe, rgb8, scale=detail_scale, start=detail_start, end=detail_end, hint=detail_hint,
+                                given=detail_map, notes=notes)
+    control_images, control_scales = [depth_pil, pose_pil], [d_scale, p_scale]
+    control_starts, control_ends = [d_start, p_start], [d_end, p_end]
+    detail.extend(control_images, control_scales, control_starts, control_ends, off=depth_pil)
+    if detail.active:
+        control_images[2] = to_pil(detail.image)
 
     def job(attempt: runtime.Attempt) -> Tuple[np.ndarray, int, runtime.Attempt]:
         schedule = guidance.GuidanceSchedule(float(cfg_end), control_budget)  # fresh per attempt
@@ -446,13 +482,13 @@ def transform(
                 prompt=prompt or "",
                 negative_prompt=negative or None,
                 image=init_pil,
-                control_image=[depth_pil, pose_pil],
+                control_image=control_images,
                 strength=float(denoise),
                 num_inference_steps=int(steps),
                 guidance_scale=scale,
-                controlnet_conditioning_scale=[d_scale, p_scale],
-                control_guidance_start=[d_start, p_start],
-                control_guidance_end=[d_end, p_end],
+                controlnet_conditioning_scale=control_scales,
+                control_guidance_start=control_starts,
+                control_guidance_end=control_ends,
                 height=h,
                 width=w,
                 generator=gen,
@@ -480,5 +516,5 @@ def transform(
     return TransformResult(
         image=result, depth_map=depth8.astype(np.float32), pose_map=pose8.astype(np.float32), steps=done, seed=seed,
         device=str(used.device), dtype=devices.dtype_name(used.dtype), fallback=fell_back, timings=timings,
-        notes=notes,
+        notes=notes, detail_map=detail.image,
     )

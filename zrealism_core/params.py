@@ -31,6 +31,8 @@ PARAMS_OVERRIDE: Dict[str, Dict[str, Tuple[str, ...]]] = {
     "steps": {"still": ("steps",)},
     "cfg": {"still": ("cfg",)},
     "control_end": {"still": ("depth_end", "pose_end"), "clip": ("control_end",)},
+    # only where a detail ControlNet is loaded: the nodes and `zrealism run` keep their own detail_scale otherwise
+    "detail_scale": {"still": ("detail_scale",), "clip": ("detail_scale",)},
 }
 
 # Settings that are whole numbers (everything else a params field replaces is a float).

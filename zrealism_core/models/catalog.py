@@ -42,6 +42,13 @@ ROLES: Dict[str, Dict[str, str]] = {
         "get": "control_v11p_sd15_openpose (huggingface.co/lllyasviel/ControlNet-v1-1, or the fp16 "
         "control_v11p_sd15_openpose_fp16.safetensors from huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors)",
     },
+    "detail": {
+        "what": "detail ControlNet (SD1.5)",
+        "where": "ComfyUI/models/controlnet/",
+        "get": "control_v11f1e_sd15_tile, control_v11p_sd15_lineart, control_v11p_sd15s2_lineart_anime or "
+        "control_v11p_sd15_canny (huggingface.co/lllyasviel/ControlNet-v1-1, or the fp16 .safetensors from "
+        "huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors)",
+    },
     "vae": {
         "what": "SD1.5 VAE",
         "where": "ComfyUI/models/vae/",

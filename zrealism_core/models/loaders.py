@@ -251,8 +251,8 @@ def check_controlnet(path: PathLike, role: str, unet_config: Mapping[str, Any]) 
             f"the base model has {want}). {_hint(role)}"
         )
     lowered = p.name.lower()
-    other = "openpose" if role == "depth" else "depth"
-    if other in lowered:
+    other = {"depth": "openpose", "pose": "depth"}.get(role, "")
+    if other and other in lowered:
         log.warning("zrealism: the %s is %s - its name suggests a %s ControlNet; check the two are not swapped.", label, p.name, other)
     return info
 

@@ -597,6 +597,7 @@ class TinyModelSet:
     depth_controlnet: Path  # LDM single file
     pose_controlnet: Path   # diffusers-layout single file
     vae: Path              # LDM single-file VAE
+    detail_controlnet: Optional[Path] = None  # LDM single file named like a line-art net (the optional detail net)
 
 
 def write_tiny_model_set(folder: PathLike, seed: int = 0) -> TinyModelSet:
@@ -612,4 +613,5 @@ def write_tiny_model_set(folder: PathLike, seed: int = 0) -> TinyModelSet:
         depth_controlnet=write_tiny_controlnet(root / "tiny-control-depth.safetensors", "ldm", seed + 1),
         pose_controlnet=write_tiny_controlnet(root / "tiny-control-openpose.safetensors", "diffusers", seed + 2),
         vae=write_tiny_vae(root / "tiny-vae.safetensors", seed + 5),
+        detail_controlnet=write_tiny_controlnet(root / "tiny-control-lineart.safetensors", "ldm", seed + 3),
     )
