@@ -158,6 +158,19 @@ def test_cli_analyze_json(tmp_path, capsys):
     assert cli_main(["analyze", str(path), "--json", "--subject", "a girl"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert FEATURES <= set(data["features"])
-    assert set(data["params"]) == {"depth_scale", "pose_scale", "denoise", "steps", "cfg", "control_end"}
+    assert set(data["params"]) == {"depth_scale", "pose_scale", "denoise", "steps", "cfg", "control_end", "detail_scale"}
     assert data["positive"].startswith("a girl")
     assert cli_main(["analyze", str(tmp_path / "nope.png")]) == 2
+
+
+def test_detail_scale_is_recommended_for_drawings_and_none_for_photos():
+    from skimage import data
+
+    from zrealism_core.imaging.sample import sample_character
+
+    drawing = analyze(sample_character(384, background=(1.0, 1.0, 1.0)))
+    assert 0.3 <= drawing.params.detail_scale <= 0.7
+    assert "detail scale 0." in drawing.report
+    for photo in (data.astronaut(), data.coffee(), data.chelsea()):
+        a = analyze(photo)
+        assert a.params.detail_scale == 0.0 and "detail scale none (photo)" in a.report

@@ -369,6 +369,9 @@ DEPTH = Model("control_v11f1p_sd15_depth_fp16.safetensors",
 POSE = Model("control_v11p_sd15_openpose_fp16.safetensors",
              "https://huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors/resolve/main/control_v11p_sd15_openpose_fp16.safetensors",
              "controlnet")
+LINEART = Model("control_v11p_sd15_lineart_fp16.safetensors",
+                "https://huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors/resolve/main/control_v11p_sd15_lineart_fp16.safetensors",
+                "controlnet")
 MOTION = Model("mm_sd_v15_v2.ckpt", "https://huggingface.co/guoyww/animatediff/resolve/main/mm_sd_v15_v2.ckpt",
                "animatediff_models")
 
@@ -448,7 +451,28 @@ def workflows() -> List[Workflow]:
              links={"source": (2, "image"), "result": (14, "frames"), "mask": (2, "mask")}),
         Node(17, "PreviewImage", (1920, 1320), title="Fidelity panel (clip)", links={"images": (16, "panel")}),
     ])
-    return [still, video, custom]
+    detail_core = _still_core((1, "IMAGE"), {})
+    for node in detail_core:
+        if node.id == 5:  # the loader gets the optional detail net
+            node.models = node.models + [LINEART]
+            node.widgets["detail_controlnet"] = LINEART.name
+        elif node.id == 6:  # the sampler uses it for the first 80% of the steps; auto = lineart from the file name
+            node.widgets.update(detail_scale=0.55, detail_end=0.8, detail_hint="auto")
+        elif node.id == 8:  # the evaluator reuses the sampler's maps for the control scores
+            node.links.update(depth_map=(6, "depth_map"), pose_map=(6, "pose_map"))
+    detail = Workflow("zrealism_still_detail", [
+        Node(1, "LoadImage", (0, 0), title="Character drawing", widgets={"image": "example.png"}),
+        *detail_core,
+        Node(10, "Note", (0, 420), width=700, height=380, text=NOTE_MODELS.format(
+            extra=f"- controlnet/{LINEART.name} (the detail ControlNet; control_v11f1e_sd15_tile, "
+                  "control_v11p_sd15s2_lineart_anime or control_v11p_sd15_canny work too)\n")
+            + "\n\nDetail: a third ControlNet keeps the drawing's own line art. Its hint is computed without any model "
+              "(detail_hint auto = from the file name: lineart -> the drawing's dark strokes as thin white lines; tile -> "
+              "the image itself, keeps layout and colours; canny -> edges). The analyzer's params set detail_scale "
+              "(0 for photos); detail_end 0.8 leaves the last steps free for photo texture. The evaluator reports "
+              "control fidelity (edge_f, depth_corr, pose_pck) in its JSON."),
+    ])
+    return [still, video, custom, detail]
 
 
 # ------------------------------------------------------------------ writing
@@ -487,6 +511,39 @@ def write_screenshots(folder: Path, thumb_width: int = 768) -> List[Path]:
     return written
 
 
+def write_schematic(name: str, width: int = 768) -> Path:
+    """A placeholder thumbnail drawn from the UI graph itself (node boxes, titles, links), for a workflow
+    that has no editor screenshot yet; `--screenshots` replaces it with the real picture."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    graph = json.loads((HERE / f"{name}.json").read_text())
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    x0 = min(n["pos"][0] for n in nodes.values())
+    y0 = min(n["pos"][1] for n in nodes.values())
+    x1 = max(n["pos"][0] + n["size"][0] for n in nodes.values())
+    y1 = max(n["pos"][1] + n["size"][1] for n in nodes.values())
+    k = (width - 20) / float(x1 - x0)
+    img = Image.new("RGB", (width, int((y1 - y0) * k) + 20), (32, 32, 36))
+    d = ImageDraw.Draw(img)
+
+    def box(n):
+        return (10 + (n["pos"][0] - x0) * k, 10 + (n["pos"][1] - y0) * k,
+                10 + (n["pos"][0] + n["size"][0] - x0) * k, 10 + (n["pos"][1] + n["size"][1] - y0) * k)
+
+    for _lid, src, _ss, dst, _ds, _t in graph["links"]:
+        a, b = box(nodes[src]), box(nodes[dst])
+        d.line([(a[2], (a[1] + a[3]) / 2), (b[0], (b[1] + b[3]) / 2)], fill=(120, 160, 200), width=2)
+    font = ImageFont.load_default()
+    for n in nodes.values():
+        b = box(n)
+        note = n["type"] in ("Note", "MarkdownNote")
+        d.rectangle(b, fill=(80, 64, 40) if note else (53, 53, 60), outline=(150, 150, 160))
+        d.text((b[0] + 4, b[1] + 3), n.get("title") or n["type"].replace("ZRealism_", ""), fill=(235, 235, 235), font=font)
+    path = HERE / f"{name}.jpg"
+    img.save(path, quality=85, optimize=True)
+    return path
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="report files that are out of date; write nothing")
@@ -503,6 +560,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.screenshots:
         for path in write_screenshots(args.screenshots):
             print("wrote: " + str(path.relative_to(REPO)))
+    if not args.check:
+        for wf in workflows():
+            if not (HERE / f"{wf.name}.jpg").is_file() and (HERE / f"{wf.name}.json").is_file():
+                print("wrote (schematic thumbnail; --screenshots makes the real one): "
+                      + str(write_schematic(wf.name).relative_to(REPO)))
     if not CORE_OBJECT_INFO.is_file():
         print(f"missing {CORE_OBJECT_INFO} (core node definitions)", file=sys.stderr)
         return 2

@@ -92,6 +92,7 @@ def write_models(models: Path) -> Dict[str, str]:
     tiny_models.write_tiny_diffusers_folder(models / "diffusers" / "tiny-sd15", seed=0)
     tiny_models.write_tiny_controlnet(models / "controlnet" / "tiny-control-depth.safetensors", "ldm", 1)
     tiny_models.write_tiny_controlnet(models / "controlnet" / "tiny-control-openpose.safetensors", "ldm", 2)
+    tiny_models.write_tiny_controlnet(models / "controlnet" / "tiny-control-lineart.safetensors", "ldm", 3)
     tiny_motion.write_tiny_motion_adapter(models / "animatediff_models" / "tiny-mm-sd15.safetensors", "original")
     tiny_annotators.write_tiny_depth_anything(models / ANNOTATOR_FOLDER)
     tiny_annotators.write_openpose_files(models / ANNOTATOR_FOLDER)
@@ -99,6 +100,7 @@ def write_models(models: Path) -> Dict[str, str]:
         "checkpoint": "tiny-sd15",
         "depth": "tiny-control-depth.safetensors",
         "pose": "tiny-control-openpose.safetensors",
+        "detail": "tiny-control-lineart.safetensors",
         "motion": "tiny-mm-sd15.safetensors",
     }
 
@@ -115,6 +117,8 @@ def write_inputs(folder: Path) -> Dict[str, str]:
     head = ((xx - 32) ** 2 + (yy - 12) ** 2) < 64
     img[body] = (0.85, 0.35, 0.30)
     img[head] = (0.95, 0.80, 0.65)
+    outline = (((xx - 32) / 13.5) ** 2 + ((yy - 36) / 23.5) ** 2 < 1) & ~body  # dark line art: the detail hint's strokes
+    img[outline] = (0.1, 0.08, 0.12)
     depth = np.where((body | head)[..., None], 0.8, 0.1).repeat(3, axis=2)
     pose = np.zeros((h, w, 3), np.float32)
     pose[10:60, 31:33] = (1.0, 0.0, 0.0)
@@ -256,7 +260,8 @@ def _tiny_choice(cls: str, name: str, value: str, choices: List[str], names: Dic
     if value in choices:
         return value
     low = (name + " " + value).lower()
-    for role, keys in (("depth", ("depth",)), ("pose", ("pose",)), ("motion", ("motion", "mm_", "animatediff")),
+    for role, keys in (("detail", ("detail_controlnet",)), ("depth", ("depth",)), ("pose", ("pose",)),
+                       ("motion", ("motion", "mm_", "animatediff")),
                        ("checkpoint", ("ckpt", "checkpoint", "base", "model", "v1-5"))):
         hits = [c for c in choices if names[role] in c]  # a diffusers folder is listed as "[diffusers] name"
         if any(k in low for k in keys) and hits:
