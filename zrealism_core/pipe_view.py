@@ -97,6 +97,17 @@ def with_ip_adapter(pipe: ZRealismPipeline, ip_adapter: Any, clip_vision: Any, i
     return PipelineView(root, tuple(getattr(pipe, "loras", ())), spec)
 
 
+def with_adapters(pipe: ZRealismPipeline, loras: Sequence[Tuple[Any, float]] = (), ip_adapter: Any = None,
+                  clip_vision: Any = None, ip_weight: float = 0.6, reference: Any = None) -> ZRealismPipeline:
+    """`pipe` with the (file, strength) LoRAs in order and, if `ip_adapter` is given, the IP-Adapter fed
+    `reference`; `pipe` itself when neither is asked for (the CLI's and runner's one way to build views)."""
+    for path, strength in loras or ():
+        pipe = with_lora(pipe, path, strength)
+    if ip_adapter:
+        pipe = with_ip_adapter(pipe, ip_adapter, clip_vision, reference, weight=float(ip_weight))
+    return pipe
+
+
 def lora_models(pipe: ZRealismPipeline) -> Dict[str, Any]:
     sd = root_of(pipe).sd
     return {"unet": sd.unet, "text_encoder": sd.text_encoder}

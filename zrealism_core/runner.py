@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -43,6 +43,10 @@ class RunOptions:
     video_strength: float = 0.5
     video_steps: Optional[int] = None  # None: the still's steps
     video_format: str = "mp4"
+    loras: List[Tuple[Path, float]] = field(default_factory=list)  # (file, strength), applied in order
+    ip_adapter: Optional[Path] = None  # IP-Adapter file; the prepared drawing is its reference image
+    clip_vision: Optional[Path] = None
+    ip_weight: float = 0.6
 
 
 @dataclass
@@ -198,6 +202,9 @@ def run_image(
         positive = options.prompt or analysis.positive
         negative = options.negative or analysis.negative
         extra = {"scheduler": options.scheduler} if options.scheduler else {}
+        from .pipe_view import with_adapters
+
+        pipe = with_adapters(pipe, options.loras, options.ip_adapter, options.clip_vision, options.ip_weight, prep.image)
         with timed("still"):
             still = transform(
                 pipe, prep.image, mask=prep.mask, prompt=positive, negative=negative, seed=int(options.seed),
@@ -261,7 +268,7 @@ def run_image(
     }
     report_path = out_dir / "report.json"
     tmp = report_path.with_name("report.json.part")
-    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.write_text(json.dumps(doc, indent=2, default=str))  # default=str: the LoRA / IP-Adapter paths
     tmp.replace(report_path)  # written last: its presence marks the image as done
     files["report"] = report_path
     if video_report is not None:

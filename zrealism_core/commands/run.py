@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from . import adapters
 from ..errors import InputError
 
 
@@ -43,6 +44,7 @@ def register(sub) -> None:
     g.add_argument("--prompt", default="", help="replace the suggested positive prompt")
     g.add_argument("--negative", default="", help="replace the suggested negative prompt")
     g.add_argument("--color-lock", type=float, default=0.0, help="0..1 pull of the result's colours toward the drawing")
+    adapters.add_arguments(p.add_argument_group("LoRAs and IP-Adapter (the prepared drawing is the IP-Adapter's reference)"))
     v = p.add_argument_group("video")
     v.add_argument("--video", action="store_true", help="also animate the still into a clip (needs a motion module)")
     v.add_argument("--frames", type=int, default=16, help="clip length in frames (default 16)")
@@ -80,6 +82,8 @@ def options_from(args: argparse.Namespace):
         seed=args.seed, size=args.size, subject=args.subject, prompt=args.prompt, negative=args.negative,
         steps=args.steps, denoise=args.denoise, color_lock=args.color_lock, video=args.video,
         frames=args.frames, fps=args.fps, video_strength=args.video_strength,
+        loras=adapters.lora_list(args.lora), ip_adapter=args.ip_adapter, clip_vision=args.clip_vision,
+        ip_weight=args.ip_weight,
     )
 
 
@@ -88,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sample == (args.input is not None):
         raise InputError("give exactly one input: an image or folder, or --sample.")
+    adapters.check(args)
     options = options_from(args)
     models = resolve_models(args)
     check_models(models, video=args.video, models_dir=args.models)

@@ -5,6 +5,7 @@ import argparse
 import logging
 import sys
 
+from . import adapters
 from ..errors import InputError
 from ..imaging.images import load_image, save_image, to_mask
 from ..models.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
@@ -51,6 +52,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-fallback", action="store_true", help="fail on GPU out-of-memory instead of falling back to the CPU")
     p.add_argument("--allow-download", action="store_true",
                    help="allow Hugging Face Hub ids for the models (downloads; off by default)")
+    adapters.add_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
@@ -66,11 +68,13 @@ def run(args: argparse.Namespace) -> int:
     pose = load_image(args.pose_map, name="pose map") if args.pose_map else None
     if args.color_lock and not 0.0 <= args.color_lock <= 1.0:
         raise InputError("--color-lock must be between 0 and 1.")
+    adapters.check(args)
     pipe = load_pipeline(
         args.checkpoint, args.depth_controlnet, args.pose_controlnet, vae=args.vae,
         device=args.device, dtype=args.precision, config=args.config, fallback=not args.no_fallback,
         allow_download=args.allow_download, annotator_dirs=args.annotators,
     )
+    pipe = adapters.view(pipe, adapters.lora_list(args.lora), args.ip_adapter, args.clip_vision, args.ip_weight, image)
 
     def progress(step: int, total: int) -> None:
         if not args.quiet:
