@@ -387,7 +387,7 @@ def animate(
         note(notes, "detail ControlNet not used: SparseCtrl keyframe mode guides the clip instead")
         detail_scale = 0.0
     detail = detail_control(zp, still8, scale=float(detail_scale), start=float(detail_start), end=float(detail_end),
-                            hint=detail_hint, given=detail_map, notes=notes)
+                            hint=detail_hint, given=detail_map, notes=notes, timings=timings)
     # per-net windows only with a detail net (a two-net pipe keeps the scalar window, as before)
     starts: Any = 0.0
     ends: Any = float(control_end)

@@ -17,14 +17,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from .detail_hints import EmptyHintError, detail_hint, resolve_kind
 from .errors import InputError
 from .imaging.images import resize_rgb, to_rgb
-from .models.runtime import note
+from .models.runtime import note, stage
 
 log = logging.getLogger("zrealism")
 
@@ -67,8 +67,10 @@ def _window(scale: Any, start: Any, end: Any) -> tuple:
 
 
 def detail_control(pipe: Any, rgb: np.ndarray, *, scale: float = 0.0, start: float = 0.0, end: float = 1.0,
-                   hint: str = "auto", given: Any = None, notes: Optional[List[str]] = None) -> DetailControl:
-    """The detail net's part of a job on the prepared image `rgb` (H,W,3 at the job's size). See the module doc."""
+                   hint: str = "auto", given: Any = None, notes: Optional[List[str]] = None,
+                   timings: Optional[Dict[str, float]] = None) -> DetailControl:
+    """The detail net's part of a job on the prepared image `rgb` (H,W,3 at the job's size). See the module doc.
+    timings gets a "detail hint" entry when a hint is computed."""
     scale, start, end = _window(scale, start, end)
     name = (getattr(pipe, "sources", None) or {}).get("detail_controlnet")
     kind = resolve_kind(hint, name)  # validates `hint` even when the net is off
@@ -91,7 +93,8 @@ def detail_control(pipe: Any, rgb: np.ndarray, *, scale: float = 0.0, start: flo
             image = resize_rgb(image, h, w)
         return DetailControl(True, np.ascontiguousarray(image, dtype=np.float32), scale, start, end, "map")
     try:
-        image = detail_hint(rgb, kind)
+        with stage("detail hint", timings, kind):
+            image = detail_hint(rgb, kind)
     except EmptyHintError as exc:
         note(notes, f"detail ControlNet off: {exc}")
         return DetailControl(True, None)

@@ -456,9 +456,8 @@ def transform(
     p_scale = switch_off_empty("pose", pose8, p_scale, detected=pose_map is None, notes=notes)
     from .detail import detail_control
 
-    with runtime.stage("detail hint", timings):
-        detail = detail_control(pipe, rgb8, scale=detail_scale, start=detail_start, end=detail_end, hint=detail_hint,
-                                given=detail_map, notes=notes)
+    detail = detail_control(pipe, rgb8, scale=detail_scale, start=detail_start, end=detail_end, hint=detail_hint,
+                            given=detail_map, notes=notes, timings=timings)
     control_images, control_scales = [depth_pil, pose_pil], [d_scale, p_scale]
     control_starts, control_ends = [d_start, p_start], [d_end, p_end]
     detail.extend(control_images, control_scales, control_starts, control_ends, off=depth_pil)
