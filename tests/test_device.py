@@ -73,10 +73,11 @@ def test_is_oom():
 
 def test_attempt_chain():
     chain = rt.attempt_chain(torch.device("cuda"), torch.float16)
-    assert [(a.device.type, a.dtype, a.offload) for a in chain] == [
-        ("cuda", torch.float16, False), ("cuda", torch.float16, True), ("cpu", torch.float32, False)]
+    assert [(a.device.type, a.dtype, a.offload, a.free_others) for a in chain] == [
+        ("cuda", torch.float16, False, False), ("cuda", torch.float16, False, True),
+        ("cuda", torch.float16, True, True), ("cpu", torch.float32, False, True)]
     assert len(rt.attempt_chain("cuda", torch.float16, fallback=False)) == 1
-    assert [a.device.type for a in rt.attempt_chain("mps", torch.float16)] == ["mps", "cpu"]
+    assert [a.device.type for a in rt.attempt_chain("mps", torch.float16)] == ["mps", "mps", "cpu"]
     assert len(rt.attempt_chain("cpu", torch.float32)) == 1
 
 
@@ -94,8 +95,48 @@ def test_run_with_fallback_order_logs_and_restore(caplog):
         out = rt.run_with_fallback(job, chain, prepare=prepared.append, restore=restored.append, timings=timings)
     assert out == "done on cpu"
     assert prepared == chain and restored == chain[1:]
-    assert "retrying with model CPU offload" in caplog.text and "running on the CPU in fp32" in caplog.text
+    for reason in ("freeing the other models and retrying on the GPU", "retrying with model offload", "running on the CPU in fp32"):
+        assert reason in caplog.text
     assert "allocating" in timings
+
+
+class _Recorder:
+    """A placement that records what the chain asks of it."""
+
+    def __init__(self):
+        self.events = []
+
+    def place(self, attempt, memory_required):
+        self.events.append(("place", attempt, memory_required))
+
+    def restore(self, attempt):
+        self.events.append(("restore", attempt))
+
+
+def test_chain_falls_back_once_per_batch_and_restores_at_the_end():
+    attempts = rt.attempt_chain(torch.device("cuda"), torch.float16)
+    placement = _Recorder()
+    ran = []
+
+    def job(a):
+        ran.append(a)
+        if a.device.type == "cuda":
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return a.device.type
+
+    with rt.FallbackChain(attempts, placement) as chain:
+        out = [chain.run(job, memory_required=123) for _ in range(4)]
+        assert chain.fell_back == attempts[-1].reason
+    assert out == ["cpu"] * 4
+    # the first image walks the chain once; images 2-4 start on the CPU at once
+    assert ran == attempts + [attempts[-1]] * 3
+    assert chain.steps == [a.reason for a in attempts[1:]]
+    places = [e[1] for e in placement.events if e[0] == "place"]
+    assert places == attempts + [attempts[-1]] * 3
+    assert all(e[2] == 123 for e in placement.events if e[0] == "place")
+    restores = [e[1] for e in placement.events if e[0] == "restore"]
+    assert restores == attempts[1:]  # each fallback undone when left, the last one at the batch's end
+    assert placement.events[-1] == ("restore", attempts[-1]) and chain.index == 0  # the next batch starts from the top
 
 
 def test_run_with_fallback_other_errors_propagate_at_once():

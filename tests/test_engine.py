@@ -167,7 +167,9 @@ def test_simulated_cuda_oom_falls_back_to_cpu(tiny_pipe, caplog):
             r = transform(fake, IMG, depth_map=DEPTH, pose_map=POSE, steps=4, denoise=0.5, prepare=prepare)
     finally:
         h.remove()
-    assert [(a.device.type, a.offload) for a in placed] == [("cuda", False), ("cuda", True), ("cpu", False)]
+    # the one chain: as planned -> free the other models and retry on the GPU -> offload -> CPU fp32
+    assert [(a.device.type, a.offload, a.free_others) for a in placed] == [
+        ("cuda", False, False), ("cuda", False, True), ("cuda", True, True), ("cpu", False, True)]
     assert r.device == "cpu" and r.dtype == "fp32" and "CPU" in r.fallback
     assert np.array_equal(r.image, run(tiny_pipe).image)  # same seed, same result as a plain CPU run
     assert "out of memory" in caplog.text and "offload" in caplog.text

@@ -32,6 +32,7 @@ from .models.schedulers import DEFAULT_SCHEDULER, make_scheduler
 log = logging.getLogger("zrealism")
 
 PathLike = Any
+CONTROLNET_ROLES = ("controlnet_depth", "controlnet_pose", "controlnet_detail")  # modules() names of the nets, in MultiControlNet order
 MAX_CACHED_PIPELINES = 2  # loaded pipelines kept; unload_pipeline() frees them explicitly
 
 
@@ -83,6 +84,7 @@ class ZRealismPipeline:
         self.lock = threading.RLock()
         self.base_scheduler_config = dict(sd.scheduler.config)
         self.extras: Dict[str, Any] = {}  # e.g. the ComfyUI bridge keeps its ModelPatchers here
+        self._registered: Dict[str, Any] = {}  # register_module()
         self._offloaded = False
 
     # where the weights are now (they move during fallback and under ComfyUI's manager)
@@ -111,18 +113,25 @@ class ZRealismPipeline:
         return nets[2] if len(nets) > 2 else None
 
     def modules(self) -> Dict[str, Any]:
-        """The torch modules by role (UNet, the ControlNets, VAE, text encoder)."""
-        nets = self.controlnets
-        mods = {
-            "unet": self.sd.unet,
-            "controlnet_depth": nets[0],
-            "controlnet_pose": nets[1],
-            "vae": self.sd.vae,
-            "text_encoder": self.sd.text_encoder,
-        }
-        if len(nets) > 2:
-            mods["controlnet_detail"] = nets[2]
+        """Every torch module the pipeline uses, by role: the UNet, each ControlNet (controlnet_depth,
+        controlnet_pose, then controlnet_<i> for nets added later), VAE, text encoder, and the modules other
+        parts registered with register_module (IP-Adapter projection, image encoder ...). The placement
+        layer (models.placement) and ComfyUI's memory manager see exactly these."""
+        mods: Dict[str, Any] = {"unet": self.sd.unet}
+        for i, net in enumerate(self.controlnets):
+            mods[CONTROLNET_ROLES[i] if i < len(CONTROLNET_ROLES) else f"controlnet_{i}"] = net
+        mods["vae"] = self.sd.vae
+        mods["text_encoder"] = self.sd.text_encoder
+        mods.update(self._registered)
         return mods
+
+    def register_module(self, name: str, module: Any) -> None:
+        """Add a module (e.g. an IP-Adapter image encoder) to modules(), so the placement layer moves it
+        with the others and ComfyUI's memory manager tracks it. None removes the name."""
+        if module is None:
+            self._registered.pop(name, None)
+        else:
+            self._registered[name] = module
 
     def adapter_modules(self) -> Dict[str, Any]:
         """Modules a view adds for its jobs (IP-Adapter); none on a plain pipeline."""
@@ -147,8 +156,16 @@ class ZRealismPipeline:
     def attempts(self, fallback: Optional[bool] = None) -> List[runtime.Attempt]:
         return runtime.attempt_chain(self.home_device, self.home_dtype, fallback=self.fallback if fallback is None else fallback)
 
-    def place(self, attempt_or_device: Any, dtype: Any = None, offload: bool = False) -> None:
-        """Move every module to `device`/`dtype`; `offload` = diffusers model CPU offload instead."""
+    def chain(self, placement: Any = None, fallback: Optional[bool] = None) -> runtime.FallbackChain:
+        """The OOM chain for one batch of jobs (use it as a context manager; see runtime.FallbackChain).
+        placement: where the modules go (default models.placement.Placement; ComfyUI's inside ComfyUI)."""
+        from .models.placement import Placement
+
+        return runtime.FallbackChain(self.attempts(fallback), placement or Placement(self))
+
+    def place(self, attempt_or_device: Any, dtype: Any = None, offload: bool = False, *, names: Optional[Sequence[str]] = None) -> None:
+        """Move the modules (all, or those in `names`) to `device`/`dtype`; `offload` = diffusers'
+        model CPU offload instead (all modules)."""
         if hasattr(attempt_or_device, "offload"):  # a runtime.Attempt (duck-typed: the pack may be imported twice)
             device, dtype, offload = attempt_or_device.device, attempt_or_device.dtype, attempt_or_device.offload
         else:
@@ -157,13 +174,16 @@ class ZRealismPipeline:
         if self._offloaded:
             self.sd.remove_all_hooks()
             self._offloaded = False
+        mods = self.modules()
         if offload:
-            for m in self.modules().values():
+            for m in mods.values():
                 m.to(dtype=dtype)
             self.sd.enable_model_cpu_offload(device=device)
             self._offloaded = True
             return
-        for m in self.modules().values():
+        for name, m in mods.items():
+            if names is not None and name not in names:
+                continue
             p = next(m.parameters(), None)
             if p is None or p.device != device or p.dtype != dtype:
                 m.to(device=device, dtype=dtype)
@@ -383,6 +403,8 @@ def transform(
     detail_end: float = 1.0,
     detail_hint: str = "auto",
     detail_map: Any = None,
+    chain: Optional[runtime.FallbackChain] = None,
+    placement: Any = None,
 ) -> TransformResult:
     """Turn a prepared drawing into a photo while keeping its geometry (depth) and pose (OpenPose).
 
@@ -395,8 +417,10 @@ def transform(
     in. scheduler: see schedulers.SCHEDULER_NAMES. color_lock: 0..1 strength of the LAB colour
     transfer toward the source inside the mask. cancel: threading.Event or callable -> True to stop
     (CancelledError within one step). fallback: override the pipeline's OOM fallback switch.
-    prepare/restore: how to place the models per attempt (default pipe.place/pipe.restore; the
-    ComfyUI node passes ComfyUI's memory manager here). preview(step, total, rgb_uint8): a small
+    chain: the batch's OOM chain (pipe.chain(); once one image fell back the rest of the batch stays
+    there); default: a chain of this job alone. placement: where the models go (models.placement;
+    the ComfyUI node passes one that goes through ComfyUI's memory manager). prepare/restore: the
+    older form of placement (callables taking the attempt). preview(step, total, rgb_uint8): a small
     picture of the latents after each step (runtime.latent_preview), e.g. for ComfyUI's preview.
     cfg_end: fraction of the executed steps that run classifier-free guidance; after it the UNet and
     ControlNets run at batch 1 (1.0 = every step, as before). control_budget: "full" or
@@ -440,14 +464,29 @@ def transform(
     rgb8 = resize_rgb(rgb, h, w)
     mask8 = _resize_mask(to_mask(mask, (h0, w0)), h, w) if mask is not None else None
     dirs = annotator_dirs if annotator_dirs is not None else pipe.annotator_dirs
-    det_device = "cpu" if pipe.home_device.type == "cpu" else str(pipe.home_device)
+    maps: Dict[str, np.ndarray] = {}
 
-    from .control_maps import prepare_maps
+    def detect(attempt: runtime.Attempt) -> None:
+        """The control maps, inside the OOM chain: detectors run where the attempt runs."""
+        from .control_maps import prepare_maps
 
-    depth8, pose8 = prepare_maps(
-        rgb8, depth=depth_map, pose=pose_map, method=depth_method, annotator_dirs=dirs,
-        resolution=detect_resolution, device=det_device, timings=timings, cancel=cancel, mask=mask8,
-    )
+        maps["maps"] = prepare_maps(
+            rgb8, depth=depth_map, pose=pose_map, method=depth_method, annotator_dirs=dirs, resolution=detect_resolution,
+            device="cpu" if attempt.device.type == "cpu" else str(attempt.device), timings=timings, cancel=cancel, mask=mask8,
+        )
+
+    from .models.placement import estimate_memory
+
+    own_chain = chain is None
+    if own_chain:  # one job: its own chain (a node running a batch passes one chain for the batch)
+        chain = (runtime.FallbackChain(pipe.attempts(fallback), prepare=prepare, restore=restore or pipe.restore)
+                 if prepare is not None else pipe.chain(placement, fallback))
+    if depth_map is None or pose_map is None:
+        detect_memory = estimate_memory(detect_resolution, detect_resolution, dtype=pipe.home_dtype, cfg=False, controlnets=0)
+        chain.run(detect, memory_required=detect_memory, timings=timings, skip=tuple(pipe.modules()))  # an error closes the chain
+    else:
+        detect(chain.attempt)  # given maps: only resized
+    depth8, pose8 = maps["maps"]
 
     from .imaging.images import to_pil
 
@@ -499,10 +538,14 @@ def transform(
 
     with pipe.lock:
         pipe.sd.scheduler = make_scheduler(scheduler, pipe.base_scheduler_config)
-        attempts = pipe.attempts(fallback)
-        result, done, used = runtime.run_with_fallback(
-            job, attempts, prepare=prepare or pipe.place, restore=restore or pipe.restore, timings=timings
-        )
+        nets_off = [name for name, scale in zip(CONTROLNET_ROLES, control_scales) if scale == 0]  # not moved to the device
+        memory = estimate_memory(h, w, dtype=pipe.home_dtype, cfg=float(cfg) > 1.0, controlnets=len(control_scales) - len(nets_off))
+        try:
+            result, done, used = chain.run(job, memory_required=memory, timings=timings, skip=nets_off)
+            fell_back = chain.fell_back
+        finally:
+            if own_chain:
+                chain.close()
 
     if color_lock > 0:
         from .imaging.color_lock import color_lock as _color_lock
@@ -510,7 +553,6 @@ def transform(
         with runtime.stage("colour lock", timings):
             result = _color_lock(result, rgb8, mask8, strength=float(color_lock))
     result = np.ascontiguousarray(np.clip(result, 0.0, 1.0).astype(np.float32))
-    fell_back = None if used is attempts[0] else used.reason
     log.info("zrealism: transform %dx%d, %d steps on %s%s", w, h, done, used, f" (fallback: {fell_back})" if fell_back else "")
     return TransformResult(
         image=result, depth_map=depth8.astype(np.float32), pose_map=pose8.astype(np.float32), steps=done, seed=seed,

@@ -20,15 +20,16 @@ This module is shared by the still engine (engine.py) and the video stage (anima
     expected_steps(steps, strength) -> int
         What img2img will execute: int(steps * strength) capped to steps (create progress bars with it).
 
-    Attempt(device, dtype, offload, reason)              one way of running a job
-    attempt_chain(device, dtype, *, fallback=True)       [as planned, same GPU with model CPU offload,
-                                                          CPU fp32]; a CPU plan has only itself
-    run_with_fallback(job, attempts, *, prepare, restore=None) -> result
-        Calls `prepare(attempt)` (place the models) then `job(attempt)`. On a GPU out-of-memory
-        error: frees memory, logs the reason, and tries the next attempt. Any other exception
-        (including cancel) propagates at once. With fallback off the chain has one attempt and
-        an OOM becomes a ZRealismError that says what to change. `restore(attempt)` runs after a
-        fallback attempt finished (successfully or not) so the next job starts from the plan again.
+    Attempt(device, dtype, offload, reason, free_others)  one way of running a job
+    attempt_chain(device, dtype, *, fallback=True)       [as planned, free the other models + retry on the
+                                                          GPU, model offload (CUDA), CPU fp32]; a CPU plan
+                                                          has only itself
+    FallbackChain(attempts, *, prepare, restore=None)    the one OOM chain of a batch: `chain.run(job,
+        memory_required=...)` per job; once a job fell back the rest of the batch stays there, and
+        `close()` restores the plan for the next batch. Every step is logged with its reason. Any
+        other exception (including cancel) propagates at once. With fallback off the chain has one
+        attempt and an OOM becomes a ZRealismError that says what to change.
+    run_with_fallback(job, attempts, *, prepare, restore=None) -> result   a one-job FallbackChain
 
     note(notes, message)
         Say what was switched off or changed on the user's behalf (an empty map, an unknown embedding, a
@@ -154,30 +155,141 @@ def check_cancel(cancel: Any) -> None:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One way to run a job: where, in which dtype, with diffusers' model CPU offload or not."""
+    """One way to run a job: where, in which dtype, with offloading (diffusers' model CPU offload, or
+    ComfyUI's lowvram partial load inside ComfyUI) or not, and whether the other models on the
+    device are freed first."""
 
     device: Any
     dtype: Any
     offload: bool = False
     reason: str = "as planned"
+    free_others: bool = False
 
     def __str__(self) -> str:
-        return f"{self.device} {dtype_name(self.dtype)}{' + model CPU offload' if self.offload else ''}"
+        return f"{self.device} {dtype_name(self.dtype)}{' + model offload' if self.offload else ''}"
 
 
 def attempt_chain(device: Any, dtype: Any, *, fallback: bool = True) -> List[Attempt]:
-    """The attempts for a job planned on `device`/`dtype`: GPU, GPU with offload, CPU fp32."""
+    """The attempts for a job planned on `device`/`dtype`, in order: as planned; the same after freeing
+    the other models on the GPU; with model offload (CUDA only); the CPU in fp32. A CPU plan has only itself."""
     import torch
 
     device = torch.device(device)
     first = Attempt(device, dtype)
     if not fallback or device.type == "cpu":
         return [first]
-    chain = [first]
+    chain = [first, Attempt(device, dtype, False, "GPU out of memory: freeing the other models and retrying on the GPU", True)]
     if device.type == "cuda":  # accelerate's model offload needs CUDA (and is pointless on MPS's shared memory)
-        chain.append(Attempt(device, dtype, True, "GPU out of memory: retrying with model CPU offload"))
-    chain.append(Attempt(torch.device("cpu"), torch.float32, False, "GPU out of memory: running on the CPU in fp32"))
+        chain.append(Attempt(device, dtype, True, "GPU out of memory again: retrying with model offload", True))
+    chain.append(Attempt(torch.device("cpu"), torch.float32, False, "GPU out of memory: running on the CPU in fp32", True))
     return chain
+
+
+class FallbackChain:
+    """The one out-of-memory chain of a batch (see attempt_chain for the order).
+
+        with FallbackChain(attempts, placement) as chain:
+            for image in batch:
+                result = chain.run(job, memory_required=estimate)
+
+    `run` calls `placement.place(attempt, memory_required, skip)` (models.placement; or a plain
+    `prepare(attempt)`) then `job(attempt)`; on a GPU out-of-memory error it frees memory, logs the step and its reason,
+    and moves on to the next attempt. Once the batch has fallen back, later jobs of the batch start
+    where the last one succeeded (a batch of 8 falls back once, not 8 times). Any other exception
+    (including Cancel) propagates at once. `close()` (the end of the `with`) runs `restore(attempt)`
+    (placement.restore) for a fallback attempt, so the next batch starts from the top again.
+    """
+
+    def __init__(
+        self,
+        attempts: Sequence[Attempt],
+        placement: Any = None,
+        *,
+        prepare: Optional[Callable[[Attempt], None]] = None,
+        restore: Optional[Callable[[Attempt], None]] = None,
+        timings: Optional[Dict[str, float]] = None,
+    ) -> None:
+        if not attempts:
+            raise ValueError("attempts must not be empty")
+        if (placement is None) == (prepare is None):
+            raise ValueError("give either a placement (place(attempt, memory_required), restore(attempt)) or prepare")
+        self.attempts = list(attempts)
+        self.placement = placement
+        self._prepare_fn, self._restore_fn = prepare, restore
+        self.timings = timings
+        self.index = 0
+        self.steps: List[str] = []  # every fallback step with its reason (tests, reports)
+
+    @property
+    def attempt(self) -> Attempt:
+        return self.attempts[self.index]
+
+    @property
+    def fell_back(self) -> Optional[str]:
+        return self.attempt.reason if self.index > 0 else None
+
+    def _prepare(self, attempt: Attempt, memory_required: int, skip: Sequence[str]) -> None:
+        if self.placement is not None:
+            self.placement.place(attempt, memory_required, skip)
+        else:
+            self._prepare_fn(attempt)
+
+    def _restore(self, attempt: Attempt) -> None:
+        if self.placement is not None:
+            self.placement.restore(attempt)
+        elif self._restore_fn is not None:
+            self._restore_fn(attempt)
+
+    def run(
+        self,
+        job: Callable[[Attempt], T],
+        *,
+        memory_required: int = 0,
+        timings: Optional[Dict[str, float]] = None,
+        skip: Sequence[str] = (),
+    ) -> T:
+        """Run one job (see the class doc); `skip`: module names the job does not use (nets that are off)."""
+        timings = self.timings if timings is None else timings
+        last_msg = ""
+        while True:
+            attempt = self.attempts[self.index]
+            try:
+                with stage("allocating", timings, f"{attempt}, {memory_required / 2**20:.0f} MiB for activations"):
+                    self._prepare(attempt, memory_required, skip)
+                return job(attempt)
+            except BaseException as exc:
+                if not is_oom(exc):
+                    raise
+                # keep only the text: the exception's traceback pins the step's tensors in memory
+                last_msg = (str(exc).splitlines() or [""])[0][:300]
+                log.warning("zrealism: out of memory on %s: %s", attempt, last_msg)
+            free_memory(attempt.device)
+            if self.index + 1 >= len(self.attempts):
+                break
+            if self.index > 0:
+                self._restore(attempt)  # undo this fallback's placement before the next one
+            self.index += 1
+            nxt = self.attempts[self.index]
+            self.steps.append(nxt.reason)
+            log.warning("zrealism: %s -> %s", nxt.reason, nxt)
+        if len(self.attempts) == 1:
+            raise ZRealismError(
+                f"out of GPU memory on {self.attempts[0]}; lower the image size, close other GPU programs, "
+                f"or enable the CPU fallback. ({last_msg})"
+            )
+        raise ZRealismError(f"out of memory even on the CPU fallback; lower the image size or free RAM. ({last_msg})")
+
+    def close(self) -> None:
+        """End of the batch: undo a fallback placement; the next batch starts from the top."""
+        if self.index > 0:
+            self._restore(self.attempts[self.index])
+        self.index = 0
+
+    def __enter__(self) -> "FallbackChain":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def run_with_fallback(
@@ -188,32 +300,6 @@ def run_with_fallback(
     restore: Optional[Callable[[Attempt], None]] = None,
     timings: Optional[Dict[str, float]] = None,
 ) -> T:
-    """Run `job` on the first attempt that does not run out of GPU memory (see module doc)."""
-    if not attempts:
-        raise ValueError("attempts must not be empty")
-    last_msg = ""
-    for i, attempt in enumerate(attempts):
-        if i > 0:
-            log.warning("zrealism: %s -> %s", attempt.reason, attempt)
-        try:
-            with stage("allocating", timings, str(attempt)):
-                prepare(attempt)
-            return job(attempt)
-        except BaseException as exc:
-            if not is_oom(exc):
-                raise
-            # keep only the text: the exception's traceback pins the step's tensors in memory
-            last_msg = (str(exc).splitlines() or [""])[0][:300]
-            log.warning("zrealism: out of memory on %s: %s", attempt, last_msg)
-        finally:
-            if i > 0 and restore is not None:
-                restore(attempt)
-        free_memory(attempt.device)
-    if len(attempts) == 1:
-        raise ZRealismError(
-            f"out of GPU memory on {attempts[0]}; lower the image size, close other GPU programs, "
-            f"or enable the CPU fallback. ({last_msg})"
-        )
-    raise ZRealismError(
-        f"out of memory even on the CPU fallback; lower the image size or free RAM. ({last_msg})"
-    )
+    """Run `job` once on the first attempt that does not run out of GPU memory: a one-job FallbackChain."""
+    with FallbackChain(attempts, prepare=prepare, restore=restore, timings=timings) as chain:
+        return chain.run(job)
