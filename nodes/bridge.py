@@ -296,59 +296,112 @@ def _holder(module: Any) -> Any:
     return _Holder.cls(module)
 
 
-def engine_patchers(pipe: Any, extra_modules: Sequence[Any] = ()) -> List[Any]:
-    """One ModelPatcher per module of a ZRealismPipeline (UNet, both ControlNets, VAE, text encoder),
-    plus one per extra module (the clip's motion adapter and SparseCtrl, a view's IP-Adapter); made once and kept on the
-    pipeline, so ComfyUI tracks the same objects across runs."""
+def module_patcher(pipe: Any, module: Any) -> Any:
+    """The ModelPatcher ComfyUI tracks `module` with: made once per module and kept on the pipeline
+    (keyed by id, checked by identity, so a new module never reuses a stale patcher)."""
     import comfy.model_patcher as model_patcher  # type: ignore  # only called inside ComfyUI (or fakes)
 
-    load_device = pipe.home_device
-    offload_device = model_management.unet_offload_device() if model_management is not None else _torch().device("cpu")
+    patchers = pipe.extras.setdefault("comfy_patchers", {})
+    p = patchers.get(id(module))
+    if p is None or p.model.inner is not module:
+        offload = model_management.unet_offload_device() if model_management is not None else _torch().device("cpu")
+        p = patchers[id(module)] = model_patcher.ModelPatcher(_holder(module), load_device=pipe.home_device, offload_device=offload)
+    return p
 
-    def patcher(m: Any) -> Any:
-        return model_patcher.ModelPatcher(_holder(m), load_device=load_device, offload_device=offload_device)
 
-    patchers = pipe.extras.get("comfy_patchers")
-    if patchers is None:  # the root pipeline's own modules (a LoRA/IP-Adapter view shares them)
-        root = getattr(pipe, "root", pipe)
-        patchers = pipe.extras["comfy_patchers"] = [patcher(m) for m in root.modules().values()]
-    # a view's IP-Adapter modules (image encoder, projection, attention weights) are tracked like the rest
-    extra_modules = list(extra_modules) + list(getattr(pipe, "adapter_modules", dict)().values())
-    if not extra_modules:
-        return patchers
-    # keyed by id, checked by identity: a new motion model never reuses a stale patcher
-    extra = pipe.extras.setdefault("comfy_extra_patchers", {})
-    out = list(patchers)
-    for m in extra_modules:
-        p = extra.get(id(m))
-        if p is None or p.model.inner is not m:
-            p = extra[id(m)] = patcher(m)
-        out.append(p)
-    return out
+def engine_patchers(pipe: Any, extra_modules: Sequence[Any] = ()) -> List[Any]:
+    """One ModelPatcher per module of a ZRealismPipeline (pipe.modules(): UNet, ControlNets, VAE, text
+    encoder and registered modules), plus one per extra module (the clip's motion adapter and SparseCtrl)."""
+    return [module_patcher(pipe, m) for m in list(pipe.modules().values()) + list(extra_modules)]
+
+
+def partial_vram() -> bool:
+    """ComfyUI was started with --lowvram or --novram: models are loaded partially, never forced whole."""
+    if model_management is None or not hasattr(model_management, "VRAMState"):
+        return False
+    return getattr(model_management, "vram_state", None) in (model_management.VRAMState.LOW_VRAM, model_management.VRAMState.NO_VRAM)
+
+
+def _comfy_placement_class() -> Any:
+    from ..zrealism_core.models.placement import Placement, stream_modules
+
+    class ComfyPlacement(Placement):
+        """The placement layer inside ComfyUI: our modules go through ComfyUI's memory manager.
+
+        - planned attempt: load_models_gpu(our patchers, memory_required=estimate), whole
+          (force_full_load) unless ComfyUI runs with --lowvram/--novram, then partially;
+        - free others: free_memory(weights + estimate, device, keep_loaded=ours), then a whole load again;
+        - offload: ComfyUI's partial (lowvram) load with twice the estimate reserved; the modules ComfyUI
+          left on the offload device stream their weights per call (placement.stream_modules);
+        - CPU fp32: ComfyUI unloads ours (its bookkeeping stays true), then the core moves them.
+        """
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._hooks: List[Any] = []
+
+        def patchers(self, skip: Sequence[str] = ()) -> List[Any]:
+            return [module_patcher(self.pipe, m) for m in self.modules(skip).values()]
+
+        def _ours(self) -> List[Any]:
+            mine = {id(p) for p in self.patchers()}
+            return [lm for lm in model_management.current_loaded_models if id(lm.model) in mine]
+
+        def _unstream(self) -> None:
+            for h in self._hooks:
+                h.remove()
+            self._hooks = []
+
+        def unload(self) -> None:
+            """ComfyUI unloads our models (as its own free_memory does for the ones it evicts)."""
+            for lm in self._ours():
+                lm.model_unload()
+                model_management.current_loaded_models.remove(lm)
+            model_management.soft_empty_cache()
+
+        def place(self, attempt: Any, memory_required: int = 0, skip: Sequence[str] = ()) -> None:
+            self._unstream()
+            if attempt.device.type == "cpu" and self.pipe.home_device.type != "cpu":  # the CPU fallback
+                self.unload()
+                super().place(attempt, memory_required, skip)
+                return
+            self.pipe.restore(attempt)  # drops offload hooks of an earlier fallback; no-op otherwise
+            patchers = self.patchers(skip)
+            if attempt.free_others:
+                need = memory_required + sum(p.model_size() for p in patchers)
+                model_management.free_memory(need, attempt.device, keep_loaded=self._ours())
+            partial = attempt.offload or partial_vram()
+            reserve = int(memory_required * (2 if attempt.offload else 1))
+            model_management.load_models_gpu(patchers, memory_required=reserve, force_full_load=not partial)
+            if partial:
+                device = attempt.device
+                self._hooks = stream_modules(list(self.modules(skip).values()) + self.followers, device,
+                                             lambda m: all(t.device == device for t in list(m.parameters(recurse=False)) + list(m.buffers(recurse=False))))
+            else:
+                for m in self.followers:  # their own buffers (the motion UNet's); the shared weights are there already
+                    m.to(device=attempt.device, dtype=attempt.dtype)
+
+        def restore(self, attempt: Any) -> None:
+            self._unstream()
+            super().restore(attempt)
+
+    return ComfyPlacement
+
+
+def placement(pipe: Any, extra_modules: Optional[dict] = None, followers: Sequence[Any] = ()) -> Optional[Any]:
+    """The placement layer for `pipe` inside ComfyUI (ComfyPlacement above); None outside ComfyUI
+    (the core then uses its own, zrealism_core.models.placement.Placement)."""
+    if model_management is None:
+        return None
+    return _comfy_placement_class()(pipe, extra_modules=extra_modules, followers=followers)
 
 
 def engine_prepare(pipe: Any, extra_modules: Sequence[Any] = ()) -> Optional[Callable[[Any], None]]:
-    """The `prepare(attempt)` for zrealism_core.engine.transform inside ComfyUI (None outside).
-    `extra_modules` (the clip's motion adapter, SparseCtrl) are loaded and tracked the same way.
-
-    First attempt: ComfyUI loads our modules (evicting other models if needed) with load_models_gpu.
-    Fallback attempts (after an out-of-memory): ComfyUI unloads everything it holds (ours included,
-    so its bookkeeping stays true), then the core places the models (CPU offload, or CPU fp32).
-    """
-    if model_management is None:
+    """`prepare(attempt)` through ComfyUI's memory manager (the older form of placement(); None outside)."""
+    place = placement(pipe, extra_modules={f"extra_{i}": m for i, m in enumerate(extra_modules)})
+    if place is None:
         return None
-
-    def prepare(attempt: Any) -> None:
-        first = not attempt.offload and attempt.device == pipe.home_device and attempt.dtype == pipe.home_dtype
-        if first:
-            pipe.restore(attempt)  # drops offload hooks of an earlier fallback; no-op otherwise
-            model_management.load_models_gpu(engine_patchers(pipe, extra_modules), force_full_load=True)
-            return
-        model_management.unload_all_models()
-        model_management.soft_empty_cache()
-        pipe.place(attempt)
-
-    return prepare
+    return lambda attempt: place.place(attempt)
 
 
 def preview_progress(total: int) -> Optional[Callable[[int, int, Any], None]]:

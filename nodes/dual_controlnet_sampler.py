@@ -104,7 +104,7 @@ class ZRealism_DualControlNetSampler:
         per_image = max(expected_steps(int(v["steps"]), float(v["denoise"])), 1)
         preview = bridge.preview_progress(batch * per_image)  # progress + a latent preview per step
         progress = bridge.progress_callback(batch * per_image) if preview is None else None
-        prepare = bridge.engine_prepare(pipe)
+        chain = pipe.chain(bridge.placement(pipe))  # one OOM chain for the batch (ComfyUI's memory manager inside ComfyUI)
         bridge.check_interrupted()
         results, dmaps, pmaps, notes = [], [], [], []
         for i, img in enumerate(images):
@@ -124,7 +124,7 @@ class ZRealism_DualControlNetSampler:
                 depth_scale=float(v["depth_scale"]), pose_scale=float(v["pose_scale"]),
                 depth_start=float(depth_start), depth_end=float(v["depth_end"]),
                 pose_start=float(pose_start), pose_end=float(v["pose_end"]),
-                scheduler=scheduler, color_lock=float(color_lock), prepare=prepare,
+                scheduler=scheduler, color_lock=float(color_lock), chain=chain,
                 depth_method=depth_method, detect_resolution=int(detect_resolution),
                 callback=callback if preview is None else None, preview=show if preview is not None else None,
                 **detail_inputs.kwargs(d_scale, detail_start, detail_end, detail_hint, details, i),
@@ -133,6 +133,7 @@ class ZRealism_DualControlNetSampler:
             dmaps.append(r.depth_map)
             pmaps.append(r.pose_map)
             notes.append((f"image {i + 1}", r.notes))
+        chain.close()  # the next batch starts from the top of the chain (an error closes it on the way out)
         return bridge.numpy_to_image(results), bridge.numpy_to_image(dmaps), bridge.numpy_to_image(pmaps), job_report(notes)
 
 

@@ -106,7 +106,7 @@ class _Recorder:
     def __init__(self):
         self.events = []
 
-    def place(self, attempt, memory_required):
+    def place(self, attempt, memory_required, skip=()):
         self.events.append(("place", attempt, memory_required))
 
     def restore(self, attempt):

@@ -88,12 +88,14 @@ def _load(name: str, path: Path) -> types.ModuleType:
 
 @pytest.fixture
 def comfy_fakes(monkeypatch, tmp_path, pack):
-    saved = {k: sys.modules.get(k) for k in ("comfy", "comfy.model_management", "comfy.model_patcher", "comfy.utils", "folder_paths")}
+    saved = {k: sys.modules.get(k) for k in ("comfy", "comfy.model_management", "comfy.model_patcher", "comfy.patcher_extension",
+                                             "comfy.utils", "folder_paths")}
     comfy = _load("comfy", FAKES / "comfy" / "__init__.py")
     mm = _load("comfy.model_management", FAKES / "comfy" / "model_management.py")
+    pe = _load("comfy.patcher_extension", FAKES / "comfy" / "patcher_extension.py")
     mp = _load("comfy.model_patcher", FAKES / "comfy" / "model_patcher.py")
     cu = _load("comfy.utils", FAKES / "comfy" / "utils.py")
-    comfy.model_management, comfy.model_patcher, comfy.utils = mm, mp, cu
+    comfy.model_management, comfy.model_patcher, comfy.patcher_extension, comfy.utils = mm, mp, pe, cu
     fp = _load("folder_paths", FAKES / "folder_paths.py")
     fp.setup(str(tmp_path))
     mm.reset()
@@ -103,7 +105,7 @@ def comfy_fakes(monkeypatch, tmp_path, pack):
     monkeypatch.setattr(bridge, "model_management", mm)
     monkeypatch.setattr(bridge, "comfy_utils", cu)
     try:
-        yield types.SimpleNamespace(model_management=mm, model_patcher=mp, utils=cu, folder_paths=fp,
+        yield types.SimpleNamespace(model_management=mm, model_patcher=mp, patcher_extension=pe, utils=cu, folder_paths=fp,
                                     models=Path(fp.models_dir), bridge=bridge)
     finally:
         for k, v in saved.items():

@@ -196,7 +196,7 @@ class FallbackChain:
     `prepare(attempt)`) then `job(attempt)`; on a GPU out-of-memory error it frees memory, logs the step and its reason,
     and moves on to the next attempt. Once the batch has fallen back, later jobs of the batch start
     where the last one succeeded (a batch of 8 falls back once, not 8 times). Any other exception
-    (including Cancel) propagates at once. `close()` (the end of the `with`) runs `restore(attempt)`
+    (including Cancel) propagates at once and ends the batch (close()). `close()` (the end of the `with`) runs `restore(attempt)`
     (placement.restore) for a fallback attempt, so the next batch starts from the top again.
     """
 
@@ -259,12 +259,14 @@ class FallbackChain:
                 return job(attempt)
             except BaseException as exc:
                 if not is_oom(exc):
+                    self.close()  # an error (or Cancel) ends the batch: the plan is restored for the next one
                     raise
                 # keep only the text: the exception's traceback pins the step's tensors in memory
                 last_msg = (str(exc).splitlines() or [""])[0][:300]
                 log.warning("zrealism: out of memory on %s: %s", attempt, last_msg)
             free_memory(attempt.device)
             if self.index + 1 >= len(self.attempts):
+                self.close()
                 break
             if self.index > 0:
                 self._restore(attempt)  # undo this fallback's placement before the next one

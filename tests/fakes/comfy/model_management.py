@@ -1,12 +1,39 @@
-"""Fake comfy.model_management: device choice, load/unload bookkeeping, interrupt flag."""
+"""Fake comfy.model_management: device choice, VRAM state, the load/free/unload bookkeeping, interrupt flag.
+
+Mirrors ComfyUI 0.3.64's signatures and the decisions our code relies on:
+- load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None,
+  force_full_load=False): full load when force_full_load or the device is the CPU; otherwise (LOW_VRAM /
+  NORMAL_VRAM) a partial load whose weight budget is the free memory minus memory_required and the reserve;
+  NO_VRAM loads (almost) nothing (budget 0.1 bytes) - as the real one computes `lowvram_model_memory`.
+- free_memory(memory_required, device, keep_loaded=[]) unloads the other models on `device` until
+  memory_required fits; unload_all_models() is free_memory(1e30, get_torch_device()).
+- current_loaded_models holds LoadedModel entries (`.model` is the ModelPatcher, `model_unload()`).
+GPU devices are bookkeeping only (the tests have no GPU): `FREE_VRAM` is the free memory they report.
+"""
 from __future__ import annotations
 
+from enum import Enum
+
 import torch
+
+
+class VRAMState(Enum):
+    DISABLED = 0
+    NO_VRAM = 1
+    LOW_VRAM = 2
+    NORMAL_VRAM = 3
+    HIGH_VRAM = 4
+    SHARED = 5
+
 
 DEVICE = torch.device("cpu")
 FP16 = False
 BF16 = False
-calls: list = []          # ("load_models_gpu", [patchers], kwargs) / ("unload_all_models",) / ...
+FREE_VRAM = 24 * 2**30
+EXTRA_RESERVED_VRAM = 400 * 2**20
+vram_state = VRAMState.NORMAL_VRAM
+lowvram_available = True
+calls: list = []          # ("load_models_gpu", [patchers], kwargs) / ("free_memory", ...) / ("unload_all_models",) / ...
 current_loaded_models: list = []
 _interrupted = False
 
@@ -16,11 +43,12 @@ class InterruptProcessingException(Exception):
 
 
 def reset() -> None:
-    global _interrupted, DEVICE, FP16, BF16
+    global _interrupted, DEVICE, FP16, BF16, vram_state, FREE_VRAM
     calls.clear()
     current_loaded_models.clear()
     _interrupted = False
     DEVICE, FP16, BF16 = torch.device("cpu"), False, False
+    vram_state, FREE_VRAM = VRAMState.NORMAL_VRAM, 24 * 2**30
 
 
 def get_torch_device():
@@ -47,20 +75,71 @@ def should_use_bf16(device=None, model_params=0, prioritize_performance=True, ma
     return BF16
 
 
+def extra_reserved_memory():
+    return EXTRA_RESERVED_VRAM
+
+
+def minimum_inference_memory():
+    return (1024 * 1024 * 1024) * 0.8 + extra_reserved_memory()
+
+
+def get_free_memory(dev=None, torch_free_too=False):
+    dev = torch.device(dev) if dev is not None else DEVICE
+    free = 64 * 2**30 if dev.type == "cpu" else FREE_VRAM
+    return (free, free) if torch_free_too else free
+
+
+class LoadedModel:
+    def __init__(self, model):
+        self.model = model
+        self.device = model.load_device
+        self.currently_used = True
+
+    def model_memory(self):
+        return self.model.model_size()
+
+    def model_unload(self, memory_to_free=None, unpatch_weights=True):
+        self.model.detach(unpatch_weights)
+        return True
+
+    def __eq__(self, other):
+        return self.model is other.model
+
+
+def free_memory(memory_required, device, keep_loaded=[]):
+    calls.append(("free_memory", memory_required, torch.device(device), list(keep_loaded)))
+    unloaded = []
+    for i in range(len(current_loaded_models) - 1, -1, -1):
+        lm = current_loaded_models[i]
+        if lm.device == torch.device(device) and lm not in keep_loaded:
+            lm.model_unload()
+            unloaded.append(current_loaded_models.pop(i))
+    return unloaded
+
+
 def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None, force_full_load=False):
-    calls.append(("load_models_gpu", list(models), dict(force_full_load=force_full_load)))
+    calls.append(("load_models_gpu", list(models), dict(memory_required=memory_required, force_full_load=force_full_load)))
+    minimum = max(minimum_inference_memory(), memory_required + extra_reserved_memory())
     for m in models:
-        m.model.to(m.load_device)  # what a full load does
-        m.model.device = m.load_device
-        if m not in current_loaded_models:
-            current_loaded_models.append(m)
+        lm = LoadedModel(m)
+        if lm in current_loaded_models:
+            current_loaded_models.remove(lm)
+        dev = torch.device(m.load_device)
+        state = VRAMState.DISABLED if dev.type == "cpu" else vram_state
+        budget = 0
+        if lowvram_available and state in (VRAMState.LOW_VRAM, VRAMState.NORMAL_VRAM) and not force_full_load:
+            free = get_free_memory(dev) + m.loaded_size()
+            budget = max(0.1, max(128 * 2**20, free - minimum) - m.loaded_size())
+        if state == VRAMState.NO_VRAM:
+            budget = 0.1
+        full = budget == 0 or m.loaded_size() + budget > m.model_size()
+        m.load(dev, lowvram_model_memory=budget, force_patch_weights=force_patch_weights, full_load=full)
+        current_loaded_models.insert(0, lm)
 
 
 def unload_all_models():
     calls.append(("unload_all_models",))
-    for m in current_loaded_models:
-        m.model.to(m.offload_device)
-    current_loaded_models.clear()
+    free_memory(1e30, get_torch_device())
 
 
 def soft_empty_cache(force=False):
