@@ -98,8 +98,8 @@ class ZRealism_AnimateDiffFuse:
 
         per_clip = max(expected_steps(int(steps), float(strength)), 1)
         progress = bridge.progress_callback(batch * per_clip)
-        # ComfyUI's memory manager also tracks the motion modules (they share nothing with the still pipeline)
-        prepare = bridge.engine_prepare(pipe, [m for m in (motion.adapter, motion.sparsectrl) if m is not None])
+        # one OOM chain for the batch; inside ComfyUI its memory manager also tracks the motion modules
+        chain = pipe.chain(bridge.placement(pipe))
         bridge.check_interrupted()
         out, notes = [], []
         for i, img in enumerate(stills):
@@ -113,13 +113,14 @@ class ZRealism_AnimateDiffFuse:
                 pose_map=bridge.pick(poses, i) if poses is not None else None,
                 mask=bridge.pick(masks, i) if masks is not None else None,
                 depth_scale=v["depth_scale"], pose_scale=v["pose_scale"], control_end=v["control_end"],
-                loop=loop, color_lock=float(color_lock), callback=callback, prepare=prepare,
+                loop=loop, color_lock=float(color_lock), callback=callback, chain=chain,
                 **detail_inputs.kwargs(d_scale, detail_start, detail_end, detail_hint, details, i),
             )
             if out and clip[0].shape != out[0].shape:
                 raise InputError("the stills of a batch must have the same size to give one IMAGE batch of frames.")
             out.extend(clip)
             notes.append((f"clip {i + 1}", clip.notes))
+        chain.close()  # the next batch starts from the top of the chain (an error closes it on the way out)
         return bridge.numpy_to_image(out), float(fps), job_report(notes)
 
 

@@ -396,14 +396,6 @@ def placement(pipe: Any, extra_modules: Optional[dict] = None, followers: Sequen
     return _comfy_placement_class()(pipe, extra_modules=extra_modules, followers=followers)
 
 
-def engine_prepare(pipe: Any, extra_modules: Sequence[Any] = ()) -> Optional[Callable[[Any], None]]:
-    """`prepare(attempt)` through ComfyUI's memory manager (the older form of placement(); None outside)."""
-    place = placement(pipe, extra_modules={f"extra_{i}": m for i, m in enumerate(extra_modules)})
-    if place is None:
-        return None
-    return lambda attempt: place.place(attempt)
-
-
 def preview_progress(total: int) -> Optional[Callable[[int, int, Any], None]]:
     """A `preview(step, total, rgb_uint8)` for engine.transform that updates ComfyUI's ProgressBar
     with a preview picture (shown on the node); None outside ComfyUI. Raises on Cancel, like any update."""

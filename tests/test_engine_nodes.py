@@ -142,21 +142,6 @@ def test_sampler_cancel_stops_within_one_step(pack, comfy_fakes, tiny_set):
         _sampler(pack).sample(pipe, torch.from_numpy(rand_image(16, 16, 0)[None]), **SAMPLE)
 
 
-def test_comfy_fallback_prepare_unloads_through_comfy(pack, comfy_fakes, tiny_set):
-    Attempt = pack.zrealism_core.models.runtime.Attempt
-
-    _install_models(comfy_fakes.models, tiny_set)
-    pipe = _load(pack, precision="bf16")
-    prepare = comfy_fakes.bridge.engine_prepare(pipe)
-    prepare(Attempt(torch.device("cpu"), torch.bfloat16))  # the planned attempt: ComfyUI loads our models
-    assert comfy_fakes.model_management.calls[-1][0] == "load_models_gpu"
-    prepare(Attempt(torch.device("cpu"), torch.float32, False, "GPU out of memory"))  # the CPU fallback
-    assert [c[0] for c in comfy_fakes.model_management.calls[-2:]] == ["unload_all_models", "soft_empty_cache"]
-    assert pipe.dtype == torch.float32
-    pipe.restore(Attempt(torch.device("cpu"), torch.float32, False, "GPU out of memory"))
-    assert pipe.dtype == torch.bfloat16
-
-
 REAL_COMFY_SCRIPT = textwrap.dedent(
     """
     import importlib.util, os, shutil, sys, tempfile

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import types
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -47,9 +47,11 @@ from .models.motion import MotionLora, MotionModel, as_motion_model, load_motion
 from .empty_maps import switch_off_empty
 from .models.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET, GuidanceSchedule, scheduled
 from .models.guidance import check as check_guidance
+from .models.placement import estimate_memory
 from .models.runtime import Attempt, check_cancel, expected_steps, make_step_callback, note, run_with_fallback, stage
 
 log = logging.getLogger("zrealism")
+T = TypeVar("T")
 
 LOOP_MODES = ("off", "crossfade", "pingpong")
 MAX_FRAMES = 256
@@ -251,6 +253,28 @@ def _placer(zp: Any, mp: Any, sparsectrl: Any, prepare: Optional[Callable[[Attem
     return place
 
 
+def _run_in_chain(zp: Any, mp: Any, motion: Any, sparsectrl: Any, job: Callable[[Attempt], T], chain: Any, placement: Any,
+                  fallback: Optional[bool], timings: Dict[str, float], memory_required: int) -> T:
+    """Run the clip's job in the batch's OOM chain (or its own), with the motion modules (adapter,
+    SparseCtrl) registered in the placement, the motion UNet moved with them and, on an offload attempt,
+    the motion pipeline's own offload hooks."""
+    from .models.placement import Placement
+
+    place = placement if placement is not None else (chain.placement if chain is not None and chain.placement is not None else Placement(zp))
+    place.extra_modules.update(motion_adapter=motion.adapter, sparsectrl=sparsectrl)
+    place.followers, place.offload_pipeline = [mp.unet], mp
+    own = chain is None
+    if own:
+        chain = zp.chain(place, fallback)
+    elif chain.placement is not place:
+        chain.placement = place
+    try:
+        return chain.run(job, memory_required=memory_required, timings=timings)
+    finally:
+        if own:
+            chain.close()
+
+
 def _restorer(zp: Any, mp: Any, sparsectrl: Any, restore: Optional[Callable[[Attempt], None]]) -> Callable[[Attempt], None]:
     base = restore or zp.restore
 
@@ -304,6 +328,8 @@ def animate(
     prepare: Optional[Callable[[Attempt], None]] = None,
     restore: Optional[Callable[[Attempt], None]] = None,
     timings: Optional[Dict[str, float]] = None,
+    chain: Any = None,
+    placement: Any = None,
     cfg_end: float = DEFAULT_CFG_END,
     control_budget: str = DEFAULT_CONTROL_BUDGET,
     detail_scale: float = 0.0,
@@ -327,7 +353,8 @@ def animate(
     sparsectrl: an RGB SparseCtrl model (motion.load_sparsectrl): the still becomes the keyframe.
     scheduler: a name from schedulers.SCHEDULER_NAMES, configured with AnimateDiff's schedule.
     cancel: callable or threading.Event; stops within one step (CancelledError).
-    fallback/prepare/restore: as in engine.transform (OOM -> offload -> CPU; ComfyUI's placement).
+    fallback/chain/placement/prepare/restore: as in engine.transform (the one OOM chain; ComfyUI's
+    placement); the memory estimate counts every frame generated.
     cfg_end / control_budget: as in engine.transform (guidance.py); an empty map switches its net off
     (empty_maps.py), with a note in `.notes`.
     detail_scale / detail_start / detail_end / detail_hint / detail_map: the optional detail ControlNet,
@@ -444,11 +471,17 @@ def animate(
                         mp.load_lora_weights(dict(lora.state_dict), adapter_name=lora.name)
                         names.append(lora.name)
                     mp.set_adapters(names, adapter_weights=[l.strength for l in loras])
-            raw = run_with_fallback(
-                job, zp.attempts(fallback),
-                prepare=_placer(zp, mp, sparsectrl, prepare), restore=_restorer(zp, mp, sparsectrl, restore),
-                timings=timings,
-            )
+            if prepare is not None:  # the older form of placement (callables)
+                raw = run_with_fallback(
+                    job, zp.attempts(fallback),
+                    prepare=_placer(zp, mp, sparsectrl, prepare), restore=_restorer(zp, mp, sparsectrl, restore),
+                    timings=timings,
+                )
+            else:
+                raw = _run_in_chain(zp, mp, motion, sparsectrl, job, chain, placement, fallback, timings,
+                                    estimate_memory(h, w, dtype=zp.home_dtype, frames=n_gen, cfg=float(cfg) > 1.0,
+                                                    controlnets=sum(1 for s_ in scales if s_ > 0) if sparsectrl is None else 1,
+                                                    motion=True, decode_chunk=int(decode_chunk_size)))
         finally:
             if names:
                 mp.unload_lora_weights()  # the next call sees the plain motion model

@@ -34,7 +34,7 @@ log = logging.getLogger("zrealism")
 UNET_BYTES_PER_LATENT_PX = int(0.02 * 2**20)
 CONTROLNET_SHARE = 0.5   # a ControlNet is the UNet's encoder half: about half a UNet's activations
 MOTION_SHARE = 0.3       # AnimateDiff's temporal attention blocks on top of the 2D UNet
-VAE_DECODE_BYTES_PER_PX = 512 * 3  # the VAE decoder's widest layers: 512 channels, ~3 live tensors per pixel
+VAE_DECODE_BYTES_PER_PX = 2200  # per output pixel per dtype byte for one decoded image (ComfyUI budgets ~2178 for SD1.x)
 
 
 def estimate_memory(
@@ -84,6 +84,7 @@ class Placement:
         self.pipe = pipe
         self.extra_modules = dict(extra_modules or {})
         self.followers = list(followers)
+        self.offload_pipeline: Any = None  # a second diffusers pipeline on the same modules (the clip's)
 
     def modules(self, skip: Iterable[str] = ()) -> Dict[str, Any]:
         """Every module in use by name, except `skip` (the nets that are off)."""
@@ -96,6 +97,10 @@ class Placement:
         if attempt.free_others and attempt.device.type != "cpu":
             devices.free_memory(attempt.device)  # outside ComfyUI the "others" are our own leftovers
         self.pipe.place(attempt, names=list(self.modules(skip)))
+        if attempt.offload and self.offload_pipeline is not None:
+            # the still pipeline's offload hooks would not cover the motion UNet: the job's pipeline gets its own
+            self.pipe.sd.remove_all_hooks()
+            self.offload_pipeline.enable_model_cpu_offload(device=attempt.device)
         self._place_extras(attempt, skip)
 
     def _place_extras(self, attempt: Any, skip: Iterable[str]) -> None:
@@ -109,6 +114,8 @@ class Placement:
         """After a fallback attempt: drop offload hooks, weights back to the planned dtype on the CPU."""
         import torch
 
+        if attempt.offload and self.offload_pipeline is not None:
+            self.offload_pipeline.remove_all_hooks()
         self.pipe.restore(attempt)
         if attempt.offload or attempt.dtype != self.pipe.home_dtype:
             for m in [m for m in self.extra_modules.values() if m is not None] + self.followers:
