@@ -396,6 +396,47 @@ def placement(pipe: Any, extra_modules: Optional[dict] = None, followers: Sequen
     return _comfy_placement_class()(pipe, extra_modules=extra_modules, followers=followers)
 
 
+def detector_store() -> Optional[Any]:
+    """A per-pipeline detector store (control_maps.DetectorStore) whose detectors ComfyUI's memory
+    manager tracks: each detector's modules get a ModelPatcher, are loaded with load_models_gpu before
+    every use, and ComfyUI's unload ("Unload models", POST /free) drops the detector from the store, so
+    its RAM and VRAM are released. None outside ComfyUI (the core's module cache is used there)."""
+    if model_management is None:
+        return None
+    import comfy.model_patcher as model_patcher  # type: ignore
+    from comfy.patcher_extension import CallbacksMP  # type: ignore
+
+    from ..zrealism_core.control_maps import DetectorStore, detector_modules
+
+    store = DetectorStore()
+    patchers: dict = {}
+    offload = _torch().device("cpu")
+
+    def on_load(key: Any, detector: Any) -> None:
+        mods = detector_modules(detector)
+        made = []
+        for m in mods:
+            first = next(iter(list(m.parameters()) + list(m.buffers())), None)
+            device = first.device if first is not None else offload
+            p = model_patcher.ModelPatcher(_holder(m), load_device=device, offload_device=offload)
+
+            def dropped(patcher: Any, unpatch_all: bool, key: Any = key) -> None:
+                if store.pop(key, None) is not None:
+                    log.info("zrealism: ComfyUI unloaded the %s detector; it is loaded again when needed", key[0])
+                patchers.pop(key, None)
+
+            p.add_callback(CallbacksMP.ON_DETACH, dropped)
+            made.append(p)
+        patchers[key] = made
+
+    def before_use(key: Any, detector: Any) -> None:
+        if patchers.get(key):
+            model_management.load_models_gpu(patchers[key], force_full_load=True)
+
+    store.on_load, store.before_use = on_load, before_use
+    return store
+
+
 def preview_progress(total: int) -> Optional[Callable[[int, int, Any], None]]:
     """A `preview(step, total, rgb_uint8)` for engine.transform that updates ComfyUI's ProgressBar
     with a preview picture (shown on the node); None outside ComfyUI. Raises on Cancel, like any update."""

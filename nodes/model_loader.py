@@ -33,7 +33,7 @@ class ZRealism_ModelLoader:
         "Load Stable Diffusion 1.5 with a depth and an OpenPose ControlNet for the Z-Realism sampler. "
         "Works offline with the files you already have: a checkpoint from models/checkpoints (or a diffusers "
         "folder from models/diffusers) and ControlNets from models/controlnet (original or diffusers layout). "
-        "The models join ComfyUI's memory management. Loaded models are cached until the inputs change."
+        "The models join ComfyUI's memory management: ComfyUI keeps them while the graph needs them, and its 'Unload models' / 'Free model and node cache' release them."
     )
     CATEGORY = bridge.CATEGORY
     FUNCTION = "load"
@@ -89,10 +89,16 @@ class ZRealism_ModelLoader:
         vae_path = None if vae in (NONE, "", None) else _resolve("vae", vae, "vae")
         detail = None if detail_controlnet in (NONE, "", None) else _resolve("controlnet", detail_controlnet, "detail")
         dev, dtype = bridge.engine_device_dtype(device, precision)
+        # Inside ComfyUI its node cache keeps this output while the graph needs it; a second cache of ours would
+        # only stop "Unload models" / POST /free from releasing the memory. Detectors live on the pipeline.
+        inside = bridge.in_comfyui()
         pipe = load_pipeline(
             base, depth, pose, vae=vae_path, device=dev, dtype=dtype,
             fallback=bool(cpu_fallback), annotator_dirs=bridge.annotator_dirs(), detail_controlnet=detail,
+            cache=not inside,
         )
+        if inside:
+            pipe.extras["detectors"] = bridge.detector_store()
         return (pipe,)
 
 

@@ -279,7 +279,9 @@ def test_simulated_cuda_oom_falls_back_to_cpu(tiny_pipe, adapter, caplog):
     finally:
         anim._placer = orig_placer
         h.remove()
-    assert [(a.device.type, a.offload) for a in placed] == [("cuda", False), ("cuda", True), ("cpu", False)]
+    # the one chain: as planned -> free the other models and retry -> offload -> CPU fp32
+    assert [(a.device.type, a.offload, a.free_others) for a in placed] == [
+        ("cuda", False, False), ("cuda", False, True), ("cuda", True, True), ("cpu", False, True)]
     plain = run(tiny_pipe, adapter)
     assert all(np.array_equal(x, y) for x, y in zip(clip, plain))  # same seed, same clip
     assert "out of memory" in caplog.text and "offload" in caplog.text

@@ -83,8 +83,10 @@ def test_next_job_starts_from_the_top(pack, comfy_fakes, tiny_set):
 
 
 def test_detection_is_inside_the_chain(pack, comfy_fakes, tiny_set, monkeypatch):
+    import importlib
+
     mm = comfy_fakes.model_management
-    control_maps = pack.zrealism_core.control_maps
+    control_maps = importlib.import_module(pack.zrealism_core.__name__ + ".control_maps")
     pipe = _gpu_pipe(pack, comfy_fakes, tiny_set, device="mps")  # chain: planned, free others, CPU
     devices = []
 
@@ -192,3 +194,34 @@ def test_clip_passes_memory_for_its_frames(pack, comfy_fakes, tiny_set, monkeypa
         assert any(p.model.inner is motion.adapter for p in loads[-1][1])  # the motion modules are tracked
         needs.append(loads[-1][2]["memory_required"])
     assert needs[1] > needs[0] > 0
+
+
+def test_detectors_live_on_the_pipeline_and_comfy_unload_drops_them(pack, comfy_fakes, tiny_set):
+    """Inside ComfyUI: no module-level caches (the loader's output is the only owner), detectors are
+    tracked by ComfyUI and its unload (POST /free, 'Unload models') drops them."""
+    from zrealism_core.testing import tiny_annotators
+
+    import importlib
+
+    mm = comfy_fakes.model_management
+    control_maps = importlib.import_module(pack.zrealism_core.__name__ + ".control_maps")
+    engine = importlib.import_module(pack.zrealism_core.__name__ + ".engine")
+    _install_models(comfy_fakes.models, tiny_set)
+    folder = comfy_fakes.models / "zrealism_annotators"
+    folder.mkdir(exist_ok=True)
+    tiny_annotators.write_tiny_depth_anything(folder)
+    tiny_annotators.write_openpose_files(folder)
+    before = len(control_maps._cache)
+    pipe = _load(pack)
+    assert pipe not in engine.cached_pipelines()  # ComfyUI's node cache holds it, not ours
+    store = pipe.extras["detectors"]
+    _sampler(pack).sample(pipe, torch.from_numpy(rand_image(32, 32, 0)[None]), **dict(SAMPLE, detect_resolution=64))
+    assert len(store) == 2 and len(control_maps._cache) == before  # depth + pose, on the pipeline only
+    tracked = {id(lm.model.model.inner) for lm in mm.current_loaded_models}
+    for detector in store.values():
+        assert all(id(m) in tracked for m in control_maps.detector_modules(detector))
+    mm.unload_all_models()  # what POST /free {"unload_models": true} runs
+    assert len(store) == 0
+    # the next job loads them again
+    _sampler(pack).sample(pipe, torch.from_numpy(rand_image(32, 32, 0)[None]), **dict(SAMPLE, detect_resolution=64))
+    assert len(store) == 2

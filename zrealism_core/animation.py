@@ -391,13 +391,14 @@ def animate(
         require_peft()
     depth, pose = None, None
     if sparsectrl is None:  # the keyframe guides instead; missing maps are detected only for a net that is on
-        from .control_maps import prepare_maps
+        from .control_maps import prepare_maps, using_store
 
-        depth, pose = prepare_maps(
-            still8, depth=depth_map, pose=pose_map, need_depth=float(depth_scale) > 0, need_pose=float(pose_scale) > 0,
-            annotator_dirs=annotator_dirs if annotator_dirs is not None else zp.annotator_dirs,
-            device="cpu" if zp.home_device.type == "cpu" else str(zp.home_device), timings=timings, mask=mask,
-        )
+        with using_store(zp.extras.get("detectors")):  # inside ComfyUI: the pipeline's own detectors
+            depth, pose = prepare_maps(
+                still8, depth=depth_map, pose=pose_map, need_depth=float(depth_scale) > 0, need_pose=float(pose_scale) > 0,
+                annotator_dirs=annotator_dirs if annotator_dirs is not None else zp.annotator_dirs,
+                device="cpu" if zp.home_device.type == "cpu" else str(zp.home_device), timings=timings, cancel=cancel, mask=mask,
+            )
     check_cancel(cancel)
 
     n_gen = frames + (loop_tail_frames(frames) if loop == "crossfade" else 0)

@@ -26,12 +26,14 @@ stay cached per (kind, path, device) until unload_detectors().
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import pickle
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -338,13 +340,65 @@ def unload_detectors() -> int:
 
 # ---------------------------------------------------------------- loading
 
+class DetectorStore(dict):
+    """Where loaded detectors are kept while `using_store(store)` is active (instead of this module's
+    cache): inside ComfyUI one per pipeline, so the detectors live exactly as long as the pipeline that
+    ComfyUI's node cache holds. `on_load(key, detector)` is called after a load, `before_use(key,
+    detector)` before every use (the ComfyUI bridge registers and loads them with its memory manager)."""
+
+    on_load: Any = None
+    before_use: Any = None
+
+
+_store: "contextvars.ContextVar[Optional[DetectorStore]]" = contextvars.ContextVar("zrealism_detector_store", default=None)
+
+
+@contextlib.contextmanager
+def using_store(store: Optional[DetectorStore]) -> Iterator[None]:
+    """Keep the detectors loaded inside the block in `store` (None: this module's cache)."""
+    token = _store.set(store)
+    try:
+        yield
+    finally:
+        _store.reset(token)
+
+
+def detector_modules(detector: Any) -> List[Any]:
+    """The torch modules inside a loaded detector (a model, a (model, processor) pair, or a
+    controlnet-aux detector with .model / .body_estimation.model ... attributes)."""
+    import torch
+
+    found: List[Any] = []
+
+    def walk(obj: Any, depth: int) -> None:
+        if isinstance(obj, torch.nn.Module):
+            if not any(obj is f for f in found):
+                found.append(obj)
+        elif isinstance(obj, (tuple, list)):
+            for o in obj:
+                walk(o, depth)
+        elif depth < 2 and hasattr(obj, "__dict__"):
+            for v in vars(obj).values():
+                walk(v, depth + 1)
+
+    walk(detector, 0)
+    return found
+
+
 def _cached(key: Tuple[str, Any, str], load) -> Any:
+    store = _store.get()
+    cache = _cache if store is None else store
     with _cache_lock:  # one load at a time: two nodes asking at once must not load twice
-        if key not in _cache:
+        if key not in cache:
             start = time.perf_counter()
-            _cache[key] = load()
+            cache[key] = load()
             log.info("loaded %s detector from %s on %s in %.2f s", key[0], key[1], key[2], time.perf_counter() - start)
-        return _cache[key]
+            if store is not None and store.on_load is not None:
+                store.on_load(key, cache[key])
+        detector = cache[key]
+    if store is not None and store.before_use is not None:
+        store.before_use(key, detector)
+    return detector
 
 
 def _load_depth_anything(folder: Path, device: str):

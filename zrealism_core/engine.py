@@ -470,10 +470,13 @@ def transform(
         """The control maps, inside the OOM chain: detectors run where the attempt runs."""
         from .control_maps import prepare_maps
 
-        maps["maps"] = prepare_maps(
-            rgb8, depth=depth_map, pose=pose_map, method=depth_method, annotator_dirs=dirs, resolution=detect_resolution,
-            device="cpu" if attempt.device.type == "cpu" else str(attempt.device), timings=timings, cancel=cancel, mask=mask8,
-        )
+        from .control_maps import using_store
+
+        with using_store(pipe.extras.get("detectors")):  # inside ComfyUI: the pipeline's own detectors
+            maps["maps"] = prepare_maps(
+                rgb8, depth=depth_map, pose=pose_map, method=depth_method, annotator_dirs=dirs, resolution=detect_resolution,
+                device="cpu" if attempt.device.type == "cpu" else str(attempt.device), timings=timings, cancel=cancel, mask=mask8,
+            )
 
     from .models.placement import estimate_memory
 
