@@ -18,6 +18,14 @@ out-of-memory fallback check with the GPU memory capped (--oom-check).
     flock /tmp/zr_heavy.lock python -m benchmarks.bench_still [--steps 6 --denoise 0.5] [--runs 2]
     python -m benchmarks.bench_still --gpu [--oom-check]
     python -m benchmarks.bench_still --control-end-check [--control-end 0.8] [--tiny --size 64]
+    flock /tmp/zr_heavy.lock python -m benchmarks.bench_still --adapter-costs [--gpu] [--lora-rank 32] [--tiny --size 64]
+
+  5. --adapter-costs: what a LoRA and an IP-Adapter add to a job, against the plain job on the same
+     pipeline, runs interleaved (plain, LoRA, IP-Adapter, ...): the LoRA's activation time per job
+     (apply before + exact restore after, the job's "applying LoRAs" + "restoring LoRA weights" stages)
+     and its share of the job; the IP-Adapter's (plus, ViT-H/14) cost per denoising step relative to
+     the plain job's step, and its image-embedding time (once per reference image and device).
+     Real SD1.5 / ViT-H shapes with random weights (+ ~2.6 GB for the encoder); --tiny checks the code.
 
 Always printed with the load average: on a shared machine timings mean little without it.
 """
@@ -372,6 +380,86 @@ def gpu_oom_check(ours, args) -> dict:
     return res
 
 
+def adapter_costs(args) -> dict:
+    """LoRA activation time per job and IP-Adapter cost per step, each relative to the plain job."""
+    import tempfile
+
+    import torch
+
+    from zrealism_core import CLIP_VISION_H14_CONFIG
+    from zrealism_core.engine import transform
+    from zrealism_core.models.runtime import expected_steps
+    from zrealism_core.testing import tiny_ip_adapter as tip
+    from zrealism_core.testing import tiny_loras
+
+    dev = torch.device("cuda" if args.gpu else "cpu")
+    dtype = torch.float16 if args.gpu else torch.float32
+    size = args.gpu_size if args.gpu else args.size
+    mods, tok, sched = build_components(dtype, device=dev, tiny=args.tiny)
+    ours, _ = make_pipes(mods, tok, sched, dev, dtype)
+    n = expected_steps(args.steps, args.denoise)
+    res: dict = dict(tiny=args.tiny, device=str(dev), size=size, steps=n, lora_rank=args.lora_rank)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        lora_path = tiny_loras.write_kohya_lora(Path(tmp, "bench-lora.safetensors"), unet=mods["unet"],
+                                                text_encoder=mods["text_encoder"], rank=args.lora_rank, alpha=args.lora_rank / 2,
+                                                conv=False, std=0.01)
+        if args.tiny:
+            enc_cfg, ip_kw = tip.tiny_clip_vision_config(), dict(dim=32, heads=1)
+        else:
+            enc_cfg = {k: v for k, v in json.loads(Path(CLIP_VISION_H14_CONFIG).read_text()).items()
+                       if k not in ("architectures", "model_type")}
+            ip_kw = dict(dim=768, heads=12, queries=16)  # ip-adapter-plus_sd15's Resampler
+        cv_path = tip.write_tiny_clip_vision(Path(tmp, "clip-vision.safetensors"), **enc_cfg)
+        ip_path = tip.write_tiny_ip_adapter(Path(tmp, "ip-adapter-plus.safetensors"), "plus", unet=mods["unet"], encoder=enc_cfg, std=0.02, **ip_kw)
+        res["write_files_s"] = time.perf_counter() - t
+        res["lora_mb"] = round(lora_path.stat().st_size / 2**20, 1)
+        img, depth, pose = inputs(size)
+        t = time.perf_counter()
+        lora_view = ours.with_lora(lora_path, 0.8)
+        res["lora_read_s"] = time.perf_counter() - t
+        res["lora_layers"] = len(lora_view.loras[0][0].layers)
+        t = time.perf_counter()
+        ip_view = ours.with_ip_adapter(ip_path, cv_path, img, weight=0.6)
+        res["ip_load_s"] = time.perf_counter() - t
+
+        def job(pipe):
+            t0 = time.perf_counter()
+            r = transform(pipe, img, depth_map=depth, pose_map=pose, prompt="a photo of a person", negative="drawing",
+                          seed=1, steps=args.steps, denoise=args.denoise, cfg=7.0, scheduler=args.scheduler)
+            if args.gpu:
+                torch.cuda.synchronize()
+            return time.perf_counter() - t0, r.timings
+
+        for pipe in (ours, lora_view, ip_view):  # warm-up (first-call allocations; the IP image embedding)
+            _, tm = job(pipe)
+            if pipe is ip_view:
+                res["ip_image_embedding_s"] = tm.get("IP-Adapter image embedding", 0.0)
+        rows = {"plain": [], "lora": [], "ip": []}
+        for i in range(args.runs):
+            for name, pipe in (("plain", ours), ("lora", lora_view), ("ip", ip_view)) if i % 2 == 0 else \
+                    (("ip", ip_view), ("lora", lora_view), ("plain", ours)):
+                total, tm = job(pipe)
+                rows[name].append(dict(total=total, synth=tm.get("synthesizing", 0.0),
+                                       activation=tm.get("applying LoRAs", 0.0) + tm.get("restoring LoRA weights", 0.0)))
+            print(f"  run {i + 1}: " + ", ".join(f"{k} {v[-1]['total']:.2f} s" for k, v in rows.items()) + f" (load {load_avg()})", flush=True)
+    med = {k: {m: statistics.median(r[m] for r in v) for m in ("total", "synth", "activation")} for k, v in rows.items()}
+    res["median"] = med
+    res["lora_activation_s"] = med["lora"]["activation"]
+    res["lora_activation_share_of_plain_job"] = med["lora"]["activation"] / med["plain"]["total"]
+    res["lora_job_ratio"] = med["lora"]["total"] / med["plain"]["total"]
+    res["lora_step_ratio"] = med["lora"]["synth"] / med["plain"]["synth"]  # the same weights shape: should be ~1
+    res["ip_step_ratio"] = med["ip"]["synth"] / med["plain"]["synth"]
+    res["ip_extra_per_step_s"] = (med["ip"]["synth"] - med["plain"]["synth"]) / max(1, n)
+    res["ip_job_ratio"] = med["ip"]["total"] / med["plain"]["total"]
+    print(f"  LoRA ({res['lora_layers']} layers, rank {args.lora_rank}, {res['lora_mb']} MB): activation {res['lora_activation_s']:.3f} s "
+          f"per job = {res['lora_activation_share_of_plain_job']:.1%} of the plain job; job ratio {res['lora_job_ratio']:.3f}, "
+          f"per-step ratio {res['lora_step_ratio']:.3f}", flush=True)
+    print(f"  IP-Adapter plus: per-step ratio {res['ip_step_ratio']:.3f} (+{res['ip_extra_per_step_s'] * 1000:.1f} ms/step), "
+          f"job ratio {res['ip_job_ratio']:.3f}, image embedding {res.get('ip_image_embedding_s', 0.0):.3f} s once per reference", flush=True)
+    return res
+
+
 def ldm_roundtrip(args) -> dict:
     """Write the real-architecture random model as original-layout single files (fp16, like the
     usual downloads), load them with load_pipeline and the SHIPPED SD1.5 config folder (offline),
@@ -432,6 +520,8 @@ def main() -> int:
     ap.add_argument("--control-end-check", action="store_true", help="count ControlNet calls with a control window")
     ap.add_argument("--control-end", type=float, default=0.8)
     ap.add_argument("--tiny", action="store_true", help="tiny test models: checks the code, gives no figures")
+    ap.add_argument("--adapter-costs", action="store_true", help="LoRA activation per job and IP-Adapter cost per step")
+    ap.add_argument("--lora-rank", type=int, default=32, help="rank of the benchmark's LoRA (--adapter-costs)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     import torch
@@ -447,6 +537,8 @@ def main() -> int:
         if not (res["ours_skips_outside_window"] and res["plain_runs_every_step"]):
             print(json.dumps(res, indent=1, default=str))
             return 1
+    elif args.adapter_costs:
+        res = adapter_costs(args)
     elif args.ldm_roundtrip:
         res = ldm_roundtrip(args)
     elif args.gpu:

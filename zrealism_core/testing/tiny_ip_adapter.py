@@ -79,7 +79,10 @@ def _cross_layers(unet: Any):
 
 
 def write_tiny_ip_adapter(path: PathLike, layout: str = "plain", seed: int = 3, unet: Any = None, std: float = 0.3,
-                          encoder: Dict[str, Any] = None) -> Path:
+                          encoder: Dict[str, Any] = None, dim: int = 32, heads: int = 1, queries: int = 0) -> Path:
+    """An IP-Adapter for `unet` (default the tiny one) taking `encoder`'s widths (default the tiny encoder).
+    plus/plus_face: a Resampler of width `dim`, `heads` heads of 64 and `queries` tokens (0: 4 / 6);
+    the real ip-adapter-plus_sd15 is dim 768, 12 heads, 16 queries on ViT-H (1280)."""
     import torch
 
     from .tiny_models import tiny_unet
@@ -95,7 +98,7 @@ def write_tiny_ip_adapter(path: PathLike, layout: str = "plain", seed: int = 3, 
         sd.update({"image_proj.proj.weight": r(tokens * cross, enc["projection_dim"]), "image_proj.proj.bias": r(tokens * cross),
                    "image_proj.norm.weight": 1 + r(cross), "image_proj.norm.bias": r(cross)})
     elif layout in ("plus", "plus_face"):
-        dim, queries, inner = 32, (4 if layout == "plus" else 6), 64  # one head of 64 (diffusers reads heads = inner / 64)
+        queries, inner = queries or (4 if layout == "plus" else 6), 64 * heads  # diffusers reads heads = inner / 64
         sd.update({"image_proj.latents": r(1, queries, dim), "image_proj.proj_in.weight": r(dim, enc["hidden_size"]),
                    "image_proj.proj_in.bias": r(dim), "image_proj.proj_out.weight": r(cross, dim), "image_proj.proj_out.bias": r(cross),
                    "image_proj.norm_out.weight": 1 + r(cross), "image_proj.norm_out.bias": r(cross)})

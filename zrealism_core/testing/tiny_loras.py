@@ -65,12 +65,13 @@ def _save(sd: Dict[str, Any], path: PathLike) -> Path:
 
 
 def kohya_state_dict(unet: Any = None, text_encoder: Any = None, rank: int = 4, alpha: float = 2.0, seed: int = 7,
-                     std: float = 0.3) -> Dict[str, Any]:
+                     std: float = 0.3, conv: bool = True) -> Dict[str, Any]:
+    """kohya keys for the given (or the tiny) models; `conv` adds the resnet convs (LoCon)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
     sd: Dict[str, Any] = {}
-    for target, name, shape in _targets(unet, text_encoder):
+    for target, name, shape in _targets(unet, text_encoder, conv=conv):
         key = ("lora_unet_" if target == "unet" else "lora_te_") + name.replace(".", "_")
         down, up = _factors(shape, rank, gen, std)
         sd[key + ".lora_down.weight"], sd[key + ".lora_up.weight"] = down, up
@@ -79,9 +80,10 @@ def kohya_state_dict(unet: Any = None, text_encoder: Any = None, rank: int = 4, 
 
 
 def write_kohya_lora(path: PathLike, unet: Any = None, text_encoder: Any = None, rank: int = 4, alpha: float = 2.0,
-                     seed: int = 7) -> Path:
-    """A kohya/A1111-format SD1.5 LoRA (UNet attention + conv layers, text encoder) for the tiny models."""
-    return _save(kohya_state_dict(unet, text_encoder, rank, alpha, seed), path)
+                     seed: int = 7, conv: bool = True, std: float = 0.3) -> Path:
+    """A kohya/A1111-format SD1.5 LoRA (UNet attention + conv layers, text encoder) for the tiny models
+    (or for `unet` / `text_encoder`, e.g. the real SD1.5 shapes in the benchmark)."""
+    return _save(kohya_state_dict(unet, text_encoder, rank, alpha, seed, std, conv), path)
 
 
 def write_peft_lora(path: PathLike, unet: Any = None, text_encoder: Any = None, rank: int = 4, seed: int = 8,
