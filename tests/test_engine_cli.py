@@ -53,3 +53,13 @@ def test_cli_missing_models_exit_2_with_message(tiny_set, files, tmp_path, capsy
     args[args.index("--checkpoint") + 1] = str(tmp_path / "missing.safetensors")
     assert main(args) == 2
     assert "missing.safetensors" in capsys.readouterr().err
+
+
+def test_cli_transform_with_a_detail_controlnet(tiny_set, files):
+    maps = ("--depth-map", str(files / "depth.png"), "--pose-map", str(files / "pose.png"))
+    assert main(_args(tiny_set, files, *maps, "-o", str(files / "plain.png"))) == 0
+    rc = main(_args(tiny_set, files, *maps, "--detail-controlnet", str(tiny_set.detail_controlnet),
+                    "--detail-scale", "1.0", "--detail-hint", "tile", "--detail-map-out", str(files / "hint.png")))
+    assert rc == 0
+    assert load_image(files / "hint.png").shape == (32, 40, 3)  # tile = the image at the job's size
+    assert np.abs(load_image(files / "out.png") - load_image(files / "plain.png")).max() > 1e-3

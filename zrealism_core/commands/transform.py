@@ -6,6 +6,7 @@ import logging
 import sys
 
 from . import adapters
+from ..detail_hints import DETAIL_HINTS
 from ..errors import InputError
 from ..imaging.images import load_image, save_image, to_mask
 from ..models.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
@@ -53,6 +54,15 @@ def register(subparsers) -> None:
     p.add_argument("--allow-download", action="store_true",
                    help="allow Hugging Face Hub ids for the models (downloads; off by default)")
     adapters.add_arguments(p)
+    d = p.add_argument_group("detail ControlNet (optional third net; README: Detail ControlNet)")
+    d.add_argument("--detail-controlnet", help="SD1.5 tile / line-art / canny ControlNet file or folder")
+    d.add_argument("--detail-scale", type=float, default=0.0, help="its strength (0 = off, the default)")
+    d.add_argument("--detail-start", type=float, default=0.0)
+    d.add_argument("--detail-end", type=float, default=1.0)
+    d.add_argument("--detail-hint", choices=DETAIL_HINTS, default="auto",
+                   help="hint made without any model: tile, canny, lineart, or auto (from the net's file name)")
+    d.add_argument("--detail-map", help="use this image as the detail hint instead")
+    d.add_argument("--detail-map-out", help="also write the detail hint used")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
@@ -66,13 +76,14 @@ def run(args: argparse.Namespace) -> int:
     mask = to_mask(load_image(args.mask, name="mask"), image.shape[:2], name="mask") if args.mask else None
     depth = load_image(args.depth_map, name="depth map") if args.depth_map else None
     pose = load_image(args.pose_map, name="pose map") if args.pose_map else None
+    detail_map = load_image(args.detail_map, name="detail map") if args.detail_map else None
     if args.color_lock and not 0.0 <= args.color_lock <= 1.0:
         raise InputError("--color-lock must be between 0 and 1.")
     adapters.check(args)
     pipe = load_pipeline(
         args.checkpoint, args.depth_controlnet, args.pose_controlnet, vae=args.vae,
         device=args.device, dtype=args.precision, config=args.config, fallback=not args.no_fallback,
-        allow_download=args.allow_download, annotator_dirs=args.annotators,
+        allow_download=args.allow_download, annotator_dirs=args.annotators, detail_controlnet=args.detail_controlnet,
     )
     pipe = adapters.view(pipe, adapters.lora_list(args.lora), args.ip_adapter, args.clip_vision, args.ip_weight, image)
 
@@ -85,13 +96,16 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, steps=args.steps, cfg=args.cfg, denoise=args.denoise, depth_scale=args.depth_scale,
         pose_scale=args.pose_scale, depth_start=args.depth_start, depth_end=args.depth_end,
         pose_start=args.pose_start, pose_end=args.pose_end, scheduler=args.scheduler,
-        color_lock=args.color_lock, callback=progress,
+        color_lock=args.color_lock, callback=progress, detail_scale=args.detail_scale, detail_start=args.detail_start,
+        detail_end=args.detail_end, detail_hint=args.detail_hint, detail_map=detail_map,
     )
     out = save_image(r.image, args.output)
     if args.depth_map_out:
         save_image(r.depth_map, args.depth_map_out)
     if args.pose_map_out:
         save_image(r.pose_map, args.pose_map_out)
+    if args.detail_map_out and r.detail_map is not None:
+        save_image(r.detail_map, args.detail_map_out)
     h, w = r.image.shape[:2]
     extra = f", fallback: {r.fallback}" if r.fallback else ""
     print(f"wrote {out} ({w}x{h}, {r.steps} steps on {r.device} {r.dtype}{extra})")
