@@ -8,6 +8,7 @@ ComfyUI conventions: IMAGE is a float32 torch tensor [B,H,W,C] in 0..1; MASK is 
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any, Callable, Iterable, List, Optional, Sequence
@@ -248,32 +249,52 @@ def engine_device_dtype(device: str = "auto", precision: str = "auto") -> tuple:
 
 def list_base_models() -> List[str]:
     """Checkpoint files plus diffusers folders (marked with a prefix) for the loader's combo."""
-    names = list_models("checkpoints")
-    for folder in _diffusers_folders():
-        names.append(DIFFUSERS_PREFIX + folder)
-    return names
+    return list_models("checkpoints") + diffusers_folders("diffusers")
 
 
-def _diffusers_folders() -> List[str]:
+def _diffusers_marker_ok(folder_path: str, marker: str, class_name: Optional[str]) -> bool:
+    path = os.path.join(folder_path, marker)
+    if not os.path.isfile(path):
+        return False
+    if class_name is None:
+        return True
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh).get("_class_name") == class_name
+    except (OSError, ValueError):
+        return False
+
+
+def diffusers_folders(folder: str, marker: str = "model_index.json", class_name: Optional[str] = None) -> List[str]:
+    """`[diffusers] <sub-folder>` entries for the diffusers models in a ComfyUI model folder: every
+    sub-folder (any depth) holding `marker` (model_index.json for a pipeline, config.json for one
+    model, whose `_class_name` must then be `class_name` when given)."""
     found: List[str] = []
-    for root_dir in folder_locations("diffusers"):
+    for root_dir in folder_locations(folder):
         if not os.path.isdir(root_dir):
             continue
         for root, _dirs, files in os.walk(root_dir, followlinks=True):
-            if "model_index.json" in files:
-                found.append(os.path.relpath(root, root_dir).replace(os.sep, "/"))
+            if marker in files and _diffusers_marker_ok(root, marker, class_name):
+                found.append(DIFFUSERS_PREFIX + os.path.relpath(root, root_dir).replace(os.sep, "/"))
     return sorted(set(found))
+
+
+def resolve_diffusers_folder(folder: str, name: str, marker: str = "model_index.json") -> Optional[str]:
+    """Full path of a `[diffusers] <sub-folder>` entry of `folder` (see diffusers_folders), or None."""
+    if not name.startswith(DIFFUSERS_PREFIX):
+        return None
+    rel = name[len(DIFFUSERS_PREFIX):]
+    for root_dir in folder_locations(folder):
+        path = os.path.join(root_dir, rel)
+        if os.path.isfile(os.path.join(path, marker)):
+            return path
+    return None
 
 
 def resolve_base_model(name: str) -> Optional[str]:
     """Full path of a checkpoint file or a `[diffusers] folder` entry, or None."""
     if name.startswith(DIFFUSERS_PREFIX):
-        rel = name[len(DIFFUSERS_PREFIX):]
-        for root_dir in folder_locations("diffusers"):
-            path = os.path.join(root_dir, rel)
-            if os.path.isfile(os.path.join(path, "model_index.json")):
-                return path
-        return None
+        return resolve_diffusers_folder("diffusers", name)
     return resolve_model("checkpoints", name)
 
 

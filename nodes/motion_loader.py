@@ -2,9 +2,7 @@
 (core: zrealism_core.models.motion)."""
 from __future__ import annotations
 
-import json
-import os
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Tuple
 
 from . import bridge
 from ..zrealism_core.errors import ModelFileError
@@ -14,7 +12,6 @@ from ..zrealism_core.models.motion import (
 )
 
 NONE = "none"
-FOLDER_PREFIX = "[diffusers] "
 
 
 def register_folders() -> None:
@@ -23,33 +20,9 @@ def register_folders() -> None:
     bridge.register_model_folder(MOTION_LORA_FOLDER)
 
 
-def _diffusers_folders(folder: str, class_name: str) -> List[str]:
-    """Sub-folders of a model folder holding a diffusers model of `class_name` (config.json)."""
-    found: List[str] = []
-    for root_dir in bridge.folder_locations(folder):
-        if not os.path.isdir(root_dir):
-            continue
-        for root, _dirs, files in os.walk(root_dir, followlinks=True):
-            if "config.json" not in files:
-                continue
-            try:
-                with open(os.path.join(root, "config.json"), encoding="utf-8") as fh:
-                    if json.load(fh).get("_class_name") != class_name:
-                        continue
-            except (OSError, ValueError):
-                continue
-            found.append(FOLDER_PREFIX + os.path.relpath(root, root_dir).replace(os.sep, "/"))
-    return sorted(set(found))
-
-
 def _resolve(folder: str, name: str, what: str) -> str:
-    if name.startswith(FOLDER_PREFIX):
-        rel = name[len(FOLDER_PREFIX):]
-        for root_dir in bridge.folder_locations(folder):
-            path = os.path.join(root_dir, rel)
-            if os.path.isfile(os.path.join(path, "config.json")):
-                return path
-        path = None
+    if name.startswith(bridge.DIFFUSERS_PREFIX):
+        path = bridge.resolve_diffusers_folder(folder, name, marker="config.json")
     else:
         path = bridge.resolve_model(folder, name)
     if not path:
@@ -63,8 +36,8 @@ def _resolve(folder: str, name: str, what: str) -> str:
 
 def motion_choices() -> List[str]:
     register_folders()
-    folders = _diffusers_folders(MOTION_FOLDER, "MotionAdapter")
-    inside = tuple(f[len(FOLDER_PREFIX):] + "/" for f in folders)
+    folders = bridge.diffusers_folders(MOTION_FOLDER, marker="config.json", class_name="MotionAdapter")
+    inside = tuple(f[len(bridge.DIFFUSERS_PREFIX):] + "/" for f in folders)
     # a diffusers folder's weights file is not a motion module of its own
     files = [n for n in bridge.list_models(MOTION_FOLDER) if not n.startswith(inside)] if inside else bridge.list_models(MOTION_FOLDER)
     return (files + folders) or [NONE]
@@ -100,7 +73,7 @@ class ZRealism_MotionModelLoader:
                 "motion_lora_strength": ("FLOAT", {
                     "default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
                     "tooltip": "How strongly the motion LoRA's camera move applies (0 = off, 1 = as trained)."}),
-                "sparsectrl": ([NONE] + _diffusers_folders(SPARSECTRL_FOLDER, "SparseControlNetModel"), {
+                "sparsectrl": ([NONE] + bridge.diffusers_folders(SPARSECTRL_FOLDER, marker="config.json", class_name="SparseControlNetModel"), {
                     "default": NONE,
                     "tooltip": "Optional RGB SparseCtrl model (diffusers folder in models/controlnet, e.g. "
                                "guoyww/animatediff-sparsectrl-rgb): the still becomes keyframe 0 (and the last frame when "
