@@ -219,3 +219,14 @@ def test_ldm_key_mapping_matches_diffusers_for_real_sd15_shapes():
     assert "model.diffusion_model.output_blocks.5.2.conv.weight" in ldm_unet
     assert "first_stage_model.decoder.up.3.upsample.conv.weight" in tm.vae_to_ldm(vae.state_dict(), vae.config)
     assert "control_model.input_hint_block.14.weight" in tm.controlnet_to_ldm(cn.state_dict(), cn.config)
+
+
+@pytest.mark.parametrize("layout", ["single_file", "folder"])
+def test_base_is_checked_once_per_load(tiny_set, tmp_path, monkeypatch, layout):
+    """check_base reads the file's header and classifies it: once per load is enough."""
+    calls = []
+    real = loaders.check_base
+    monkeypatch.setattr(loaders, "check_base", lambda path: calls.append(path) or real(path))
+    base = tiny_set.checkpoint if layout == "single_file" else tm.write_tiny_diffusers_folder(tmp_path / "sd")
+    _load(tiny_set, base=base)
+    assert len(calls) == 1, calls

@@ -273,8 +273,7 @@ def load_pipeline(
     log.info("zrealism: device plan: %s", plan)
     with runtime.stage("loading models", timings, f"{Path(str(base)).name}, {devices.dtype_name(plan.dtype)}"):
         hub = allow_download and loaders._is_hub_id(str(base))
-        if not hub:
-            loaders.check_base(base)  # base errors first: they are the most common
+        checked = None if hub else loaders.check_base(base)  # base errors first: they are the most common
         unet_cfg = _hub_unet_config(base) if hub else loaders.base_unet_config(base, config)
         depth = loaders.load_controlnet(depth_controlnet, "depth", unet_cfg, plan.dtype, allow_download=allow_download)
         pose = loaders.load_controlnet(pose_controlnet, "pose", unet_cfg, plan.dtype, allow_download=allow_download)
@@ -283,7 +282,8 @@ def load_pipeline(
             nets.append(loaders.load_controlnet(detail_controlnet, "detail", unet_cfg, plan.dtype, allow_download=allow_download))
         vae_model = loaders.load_vae(vae, loaders.config_folder(config) if not Path(str(base)).is_dir() else Path(str(base)), plan.dtype) if vae else None
         sd = loaders.load_sd_pipeline(
-            base, nets, vae=vae_model, config=config, dtype=plan.dtype, allow_download=allow_download
+            base, nets, vae=vae_model, config=config, dtype=plan.dtype, allow_download=allow_download,
+            checked=checked,
         )
         sd.set_progress_bar_config(disable=True)
     pipe = ZRealismPipeline(

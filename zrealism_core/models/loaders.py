@@ -470,8 +470,10 @@ def load_sd_pipeline(
     config: Optional[PathLike] = None,
     dtype: Any = None,
     allow_download: bool = False,
+    checked: Optional[FileInfo] = None,
 ) -> Any:
-    """StableDiffusionControlNetImg2ImgPipeline from a base file/folder with the given ControlNet models."""
+    """StableDiffusionControlNetImg2ImgPipeline from a base file/folder with the given ControlNet models.
+    checked: what check_base(base) returned, when the caller has checked it already (it reads the file)."""
     from diffusers import StableDiffusionControlNetImg2ImgPipeline
 
     multi = skipping_multi_controlnet(controlnets)
@@ -482,7 +484,7 @@ def load_sd_pipeline(
     if allow_download and _is_hub_id(str(base)):
         log.info("zrealism: downloading %s from the Hugging Face Hub (allow_download=True)", base)
         return cls.from_pretrained(str(base), **common)
-    info = check_base(base)
+    info = checked if checked is not None else check_base(base)
     p = info.path
     try:
         if p.is_dir():
