@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Callable, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -188,10 +188,26 @@ def annotator_dirs() -> List[str]:
     return unique
 
 
-def output_directory() -> str:
-    if folder_paths is not None:
-        return folder_paths.get_output_directory()
-    return os.path.abspath("output")
+def save_path(filename_prefix: str, ext: str, width: int = 0, height: int = 0) -> Tuple[str, str, str]:
+    """(full path, subfolder, file name) of the next `<prefix>_<counter>_.<ext>` in ComfyUI's output
+    folder, by ComfyUI's own rule (folder_paths.get_save_image_path: sub-folders in the prefix, the
+    %year%/%month%/%day%/%hour%/%minute%/%second%/%width%/%height% tokens, the counter after the
+    highest one, nothing outside the output folder)."""
+    from ..zrealism_core.errors import InputError
+
+    if folder_paths is None:
+        raise InputError("saving needs ComfyUI's folder_paths (run this node inside ComfyUI).")
+    prefix = (filename_prefix or "").strip() or "ZRealism/clip"
+    try:
+        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+            prefix, folder_paths.get_output_directory(), int(width), int(height))
+    except Exception as exc:  # ComfyUI raises a bare Exception for a prefix that leaves the output folder
+        if "outside the output folder" in str(exc):
+            raise InputError(f"filename_prefix {filename_prefix!r} points outside the output folder; "
+                             "use a relative name like 'ZRealism/clip'.") from None
+        raise
+    file_name = f"{name}_{counter:05}_.{ext}"
+    return os.path.join(folder, file_name), subfolder.replace(os.sep, "/"), file_name
 
 
 # ---------------------------------------------------------------- progress and cancel

@@ -2,35 +2,11 @@
 preview in the UI (core: zrealism_core.imaging.video.write_video)."""
 from __future__ import annotations
 
-import os
-import re
 from typing import Any, Dict
 
 from . import bridge
 from ..zrealism_core.errors import InputError
 from ..zrealism_core.imaging.video import VIDEO_FORMATS
-
-
-def next_path(output_dir: str, filename_prefix: str, ext: str) -> tuple:
-    """(full path, subfolder, file name) for `<prefix>_<counter>_.<ext>` like ComfyUI's savers: the prefix
-    may hold sub-folders ("ZRealism/clip"); the counter continues after the highest existing one."""
-    prefix = (filename_prefix or "ZRealism").strip().replace("\\", "/")
-    subfolder, base = os.path.split(prefix)
-    base = base or "clip"
-    root = os.path.abspath(output_dir)
-    folder = os.path.abspath(os.path.join(root, subfolder))
-    if os.path.commonpath([root, folder]) != root:
-        raise InputError(f"filename_prefix {filename_prefix!r} points outside the output folder; use a relative name like 'ZRealism/clip'.")
-    rx = re.compile(re.escape(base) + r"_(\d+)_\." + re.escape(ext) + "$")
-    counter = 1
-    if os.path.isdir(folder):
-        for name in os.listdir(folder):
-            m = rx.match(name)
-            if m:
-                counter = max(counter, int(m.group(1)) + 1)
-    name = f"{base}_{counter:05}_.{ext}"
-    rel = os.path.relpath(folder, root)
-    return os.path.join(folder, name), "" if rel == "." else rel.replace(os.sep, "/"), name
 
 
 class ZRealism_SaveVideo:
@@ -56,7 +32,7 @@ class ZRealism_SaveVideo:
                 "format": (list(VIDEO_FORMATS), {"default": "mp4",
                                                  "tooltip": "mp4 = h264/yuv420p (small, plays everywhere); gif = 256 colours, loops; webp = animated WebP, loops."}),
                 "filename_prefix": ("STRING", {"default": "ZRealism/clip",
-                                               "tooltip": "File name start inside ComfyUI's output folder; may contain sub-folders. A counter is appended."}),
+                                               "tooltip": "File name start inside ComfyUI's output folder; may contain sub-folders and ComfyUI's %year%, %month%, %day%, %width%, %height% ... tokens. A counter is appended."}),
             }
         }
 
@@ -66,7 +42,8 @@ class ZRealism_SaveVideo:
         if format not in VIDEO_FORMATS:
             raise InputError(f"format must be one of {', '.join(VIDEO_FORMATS)}; got {format!r}.")
         arrays = bridge.image_to_numpy(frames)
-        path, subfolder, name = next_path(bridge.output_directory(), filename_prefix, format)
+        h, w = arrays[0].shape[:2] if len(arrays) else (0, 0)
+        path, subfolder, name = bridge.save_path(filename_prefix, format, width=w, height=h)
         write_video(arrays, path, float(fps))
         # core SaveVideo/SaveAnimatedWEBP answer like this: the frontend previews it as an animation/video
         return {"ui": {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}], "animated": (True,)},

@@ -198,3 +198,13 @@ def test_save_video_rejects_paths_outside_output(pack, comfy_fakes, errors):
     out = saver.save(frames_tensor(2, 8, 8), 8.0, "gif", "plain")
     assert out["ui"]["images"][0] == {"filename": "plain_00001_.gif", "subfolder": "", "type": "output"}
     json.dumps(out["ui"])  # ComfyUI sends it to the browser as JSON
+
+
+def test_save_video_fills_comfyui_prefix_tokens(pack, comfy_fakes):
+    import time
+
+    saver = node(pack, "ZRealism_SaveVideo")
+    out = saver.save(frames_tensor(2, 24, 30, 3), 8.0, "gif", "ZRealism/%year%/clip_%width%x%height%")
+    entry = out["ui"]["images"][0]
+    assert entry == {"filename": "clip_30x24_00001_.gif", "subfolder": f"ZRealism/{time.localtime().tm_year}",
+                     "type": "output"}

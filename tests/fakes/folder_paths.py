@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import re
+import time
 
 models_dir = ""
 output_directory = ""
@@ -53,3 +55,24 @@ def get_full_path(folder_name, filename):
 
 def get_output_directory():
     return output_directory
+
+
+def get_save_image_path(filename_prefix, output_dir, image_width=0, image_height=0):
+    """The contract of ComfyUI's folder_paths.get_save_image_path (written for the fakes): returns
+    (folder, file name start, next counter, subfolder, prefix); the prefix's %tokens% are filled in, its
+    sub-folders are made, the counter follows the highest `<name>_<n>_...` there, and a prefix that leaves
+    the output folder raises."""
+    now = time.localtime()
+    tokens = {"width": image_width, "height": image_height, "year": now.tm_year, "month": f"{now.tm_mon:02}",
+              "day": f"{now.tm_mday:02}", "hour": f"{now.tm_hour:02}", "minute": f"{now.tm_min:02}",
+              "second": f"{now.tm_sec:02}"}
+    for key, value in tokens.items():
+        filename_prefix = filename_prefix.replace(f"%{key}%", str(value))
+    subfolder, filename = os.path.split(os.path.normpath(filename_prefix))
+    folder = os.path.join(output_dir, subfolder)
+    if os.path.commonpath((output_dir, os.path.abspath(folder))) != output_dir:
+        raise Exception("Saving image outside the output folder is not allowed.")
+    os.makedirs(folder, exist_ok=True)
+    rx = re.compile(re.escape(filename) + r"_(\d+)_")
+    numbers = [int(m.group(1)) for m in map(rx.match, os.listdir(folder)) if m]
+    return folder, filename, max(numbers, default=0) + 1, subfolder, filename_prefix
