@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..zrealism_core.models.annotators import ANNOTATOR_FOLDER
+
 log = logging.getLogger("zrealism")
 
 try:  # ComfyUI is present only when running inside it (or under test fakes).
@@ -34,10 +36,6 @@ except ImportError:  # pragma: no cover
 
 
 CATEGORY = "Z-Realism"
-
-
-def in_comfyui() -> bool:
-    return folder_paths is not None and model_management is not None
 
 
 # ---------------------------------------------------------------- tensors <-> numpy
@@ -147,7 +145,6 @@ def resolve_model(folder: str, name: str) -> Optional[str]:
         return None
 
 
-ANNOTATOR_FOLDER = "zrealism_annotators"
 
 
 def annotator_dirs() -> List[str]:
@@ -226,12 +223,6 @@ def progress_callback(total: int) -> Callable[[int, int], None]:
         bar.update_absolute(step, total_)
 
     return update
-
-
-def interrupted() -> bool:
-    if model_management is None:
-        return False
-    return bool(model_management.processing_interrupted())
 
 
 # ---------------------------------------------------------------- engine: device, dtype, memory (H-engine)

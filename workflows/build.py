@@ -43,8 +43,6 @@ FRONTEND_VERSION = "1.27.10"
 
 # Input types the frontend draws as widgets (everything else is a link-only socket).
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
-# UI-only nodes: the frontend draws them, "Export (API)" drops them, the server never sees them.
-UI_ONLY_TYPES = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
 
 
 # ------------------------------------------------------------------ node definitions

@@ -25,7 +25,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Un
 from ..errors import ModelFileError
 
 ENV_VAR = "ZREALISM_ANNOTATORS"
-COMFY_FOLDER = "zrealism_annotators"  # the ComfyUI model folder name (models/zrealism_annotators)
+ANNOTATOR_FOLDER = "zrealism_annotators"  # the ComfyUI model folder name (models/zrealism_annotators)
 MAX_DEPTH = 4  # root/<org>/<repo>/snapshots/<hash> is four levels
 MAX_DIRS = 2000
 

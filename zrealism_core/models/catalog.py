@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .annotators import ANNOTATOR_FOLDER
+
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
 
@@ -70,8 +72,6 @@ CATALOG: Tuple[ModelRole, ...] = (
     ModelRole("motion_adapter", ROLES["motion"]["what"], "animatediff_models", ROLES["motion"]["get"],
               ("v15", "sd15", "mm_"), needed_for="video"),
 )
-
-ANNOTATOR_FOLDER = "zrealism_annotators"
 
 
 @dataclass
