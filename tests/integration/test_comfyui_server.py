@@ -96,7 +96,15 @@ def write_models(models: Path) -> Dict[str, str]:
     tiny_motion.write_tiny_motion_adapter(models / "animatediff_models" / "tiny-mm-sd15.safetensors", "original")
     tiny_annotators.write_tiny_depth_anything(models / ANNOTATOR_FOLDER)
     tiny_annotators.write_openpose_files(models / ANNOTATOR_FOLDER)
+    from zrealism_core.testing import tiny_ip_adapter, tiny_loras
+
+    tiny_loras.write_kohya_lora(models / "loras" / "tiny-realism-lora.safetensors")
+    tiny_ip_adapter.write_tiny_ip_adapter(models / "ipadapter" / "ip-adapter-plus_tiny.safetensors", "plus")
+    tiny_ip_adapter.write_tiny_clip_vision(models / "clip_vision" / "tiny-clip-vision.safetensors")
     return {
+        "lora": "tiny-realism-lora.safetensors",
+        "ipadapter": "ip-adapter-plus_tiny.safetensors",
+        "clip_vision": "tiny-clip-vision.safetensors",
         "checkpoint": "tiny-sd15",
         "depth": "tiny-control-depth.safetensors",
         "pose": "tiny-control-openpose.safetensors",
@@ -142,7 +150,8 @@ def server(tmp_path_factory):
     if example.is_file():
         shutil.copy(example, root / "input" / "example.png")
     yaml = root / "extra_model_paths.yaml"
-    folders = ["checkpoints", "controlnet", "animatediff_models", "diffusers", "zrealism_annotators"]
+    folders = ["checkpoints", "controlnet", "animatediff_models", "diffusers", "zrealism_annotators", "loras", "ipadapter",
+               "clip_vision"]
     yaml.write_text("zrealism_test:\n"
                     f"    base_path: {root}\n"
                     "    custom_nodes: custom_nodes\n"
@@ -317,24 +326,30 @@ async def _queue_and_time_nodes(base: str, prompt: Dict[str, Any], client_id: st
     return status, answer, times
 
 
-@pytest.mark.parametrize("path", sorted(API_DIR.glob("*.json")), ids=lambda p: p.stem)
-def test_api_workflow_runs(server, path):
-    object_info = server.get("/object_info")
-    prompt = patch_for_tiny_run(json.loads(path.read_text()), object_info, server.names, server.inputs,
-                                seed=int(time.time()) % 100000)
+def _run(server: Server, prompt: Dict[str, Any], label: str) -> Dict[str, Any]:
+    """Queue `prompt`, wait for it, check it succeeded, record its timings; returns the history entry."""
     started = time.perf_counter()
     status, answer, node_times = asyncio.run(_queue_and_time_nodes(server.base, prompt, "zrealism-test"))
-    assert status == 200, f"{path.name} rejected: {json.dumps(answer, indent=1)[:4000]}"
+    assert status == 200, f"{label} rejected: {json.dumps(answer, indent=1)[:4000]}"
     assert answer.get("node_errors") == {}, answer
     entry = _wait(server, answer["prompt_id"])
     elapsed = time.perf_counter() - started
     messages = entry["status"].get("messages", [])
     errors = [m for m in messages if m[0] == "execution_error"]
     assert entry["status"]["status_str"] == "success", json.dumps(errors, indent=1)[:6000]
-    TIMINGS[path.stem] = {
+    TIMINGS[label] = {
         "total_s": round(elapsed, 1),
         "nodes_s": {f"{k} {prompt[k]['class_type']}": round(v, 2) for k, v in sorted(node_times.items(), key=lambda kv: -kv[1])},
     }
+    return entry
+
+
+@pytest.mark.parametrize("path", sorted(API_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_api_workflow_runs(server, path):
+    object_info = server.get("/object_info")
+    prompt = patch_for_tiny_run(json.loads(path.read_text()), object_info, server.names, server.inputs,
+                                seed=int(time.time()) % 100000)
+    entry = _run(server, prompt, path.stem)
 
     outputs = entry["outputs"]
     output_nodes = [k for k, n in prompt.items() if object_info[n["class_type"]].get("output_node")]
@@ -354,6 +369,53 @@ def test_api_workflow_runs(server, path):
         scores = report["scores"]
         assert "overall" in scores and all(0.0 <= v <= 1.0 for v in scores.values()), scores
         TIMINGS[path.stem].setdefault("scores", {})[k] = {n: round(v, 3) for n, v in scores.items()}
+
+
+def with_lora_and_ip_adapter(prompt: Dict[str, Any], names: Dict[str, str], weight: float = 1.0) -> Dict[str, Any]:
+    """The graph with ZRealism_LoraLoader + ZRealism_IPAdapter (fed the prepared drawing) between the Model
+    Loader and every node that used its pipe."""
+    out = copy.deepcopy(prompt)
+    loader = next(k for k, n in out.items() if n["class_type"] == "ZRealism_ModelLoader")
+    prep = next(k for k, n in out.items() if n["class_type"] == "ZRealism_WhiteBackgroundPrep")
+    for node in out.values():
+        for name, value in node["inputs"].items():
+            if value == [loader, 0]:
+                node["inputs"][name] = ["101", 0]
+    out["100"] = {"class_type": "ZRealism_LoraLoader",
+                  "inputs": {"pipe": [loader, 0], "lora_name": names["lora"], "strength": 1.0}}
+    out["101"] = {"class_type": "ZRealism_IPAdapter",
+                  "inputs": {"pipe": ["100", 0], "ipadapter": names["ipadapter"], "clip_vision": names["clip_vision"],
+                             "image": [prep, 0], "weight": weight, "start": 0.0, "end": 1.0}}
+    return out
+
+
+def _saved_still(server: Server, entry: Dict[str, Any], prompt: Dict[str, Any]) -> np.ndarray:
+    from PIL import Image
+
+    save = next(k for k, n in prompt.items() if n["class_type"] == "SaveImage")
+    f = entry["outputs"][save]["images"][0]
+    return np.asarray(Image.open(server.root / "output" / f.get("subfolder", "") / f["filename"]))
+
+
+@pytest.mark.parametrize("stem", ["zrealism_still", "zrealism_video"])
+def test_lora_and_ip_adapter_graph(server, stem):
+    """ZRealism_LoraLoader + ZRealism_IPAdapter with tiny files on a real server: the still (and the clip)
+    run with them, the still differs from the same graph without them, and the plain graph run after
+    them gives its first result again (the shared pipeline was restored)."""
+    object_info = server.get("/object_info")
+    seed = int(time.time()) % 100000 + 7
+    plain = patch_for_tiny_run(json.loads((API_DIR / f"{stem}.json").read_text()), object_info, server.names, server.inputs, seed)
+    first = _saved_still(server, _run(server, plain, f"{stem} plain"), plain)
+    adapted = with_lora_and_ip_adapter(plain, server.names)
+    entry = _run(server, adapted, f"{stem} + LoRA + IP-Adapter")
+    assert not np.array_equal(_saved_still(server, entry, adapted), first)
+    again = copy.deepcopy(plain)
+    sampler = next(k for k, n in again.items() if n["class_type"] == "ZRealism_DualControlNetSampler")
+    again["999"] = {"class_type": "ZRealism_LoraLoader",
+                    "inputs": {"pipe": [next(k for k, n in again.items() if n["class_type"] == "ZRealism_ModelLoader"), 0],
+                               "lora_name": server.names["lora"], "strength": 0.0}}
+    again[sampler]["inputs"]["pipe"] = ["999", 0]  # a new input, so ComfyUI runs the sampler again; strength 0 = plain
+    assert np.array_equal(_saved_still(server, _run(server, again, f"{stem} LoRA at 0"), again), first)
 
 
 # ------------------------------------------------------------------ the editor itself
