@@ -1,6 +1,7 @@
-"""Our colour maths (zrealism_core.imaging.colour) against scikit-image's rgb2lab / lab2rgb /
-deltaE_ciede2000, on what the evaluator and the colour lock feed them: every pixel of a 192x192
-working image (COLOR_WORK_SIZE) and of a 512x512 still, as (N, 3) float arrays.
+"""Our LAB conversions (zrealism_core.imaging.colour.rgb_to_lab / lab_to_rgb) against scikit-image's
+rgb2lab / lab2rgb, and scikit-image's deltaE_ciede2000 (which zrealism_core.imaging.colour.ciede2000
+calls) on float32 against float64 input, on what the evaluator and the colour lock feed them: every
+pixel of a 192x192 working image (COLOR_WORK_SIZE) and of a 512x512 still, as (N, 3) arrays.
 
     python -m benchmarks.bench_colour [--runs 15]
 
@@ -26,7 +27,7 @@ def _median_ms(fn, runs: int) -> float:
     return statistics.median(times)
 
 
-def compare(label: str, ours, theirs, runs: int) -> dict:
+def compare(label: str, ours, theirs, runs: int, names=("ours", "scikit-image")) -> dict:
     ours()
     theirs()  # warm-up (imports, first-call allocations)
     t_ours, t_theirs = [], []
@@ -36,7 +37,7 @@ def compare(label: str, ours, theirs, runs: int) -> dict:
             times.append(_median_ms(fn, 1))
     a, b = statistics.median(t_ours), statistics.median(t_theirs)
     diff = float(np.abs(np.asarray(ours(), np.float64) - np.asarray(theirs(), np.float64)).max())
-    print(f"  {label:34s} ours {a:8.2f} ms   scikit-image {b:8.2f} ms   skimage/ours {b / a:5.2f}x   max |diff| {diff:.2e}",
+    print(f"  {label:22s} {names[0]} {a:8.2f} ms   {names[1]} {b:8.2f} ms   ratio {b / a:5.2f}x   max |diff| {diff:.2e}",
           flush=True)
     return dict(ours_ms=a, skimage_ms=b, ratio=b / a, max_diff=diff)
 
@@ -47,7 +48,7 @@ def main() -> int:
     args = ap.parse_args()
     from skimage.color import deltaE_ciede2000, lab2rgb, rgb2lab
 
-    from zrealism_core.imaging.colour import ciede2000, lab_to_rgb, rgb_to_lab
+    from zrealism_core.imaging.colour import lab_to_rgb, rgb_to_lab
 
     print(f"bench_colour: load {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     rng = np.random.default_rng(0)
@@ -58,7 +59,9 @@ def main() -> int:
         print(f"{side}x{side} pixels:")
         compare("rgb -> lab", lambda: rgb_to_lab(a), lambda: rgb2lab(a), args.runs)
         compare("lab -> rgb", lambda: lab_to_rgb(la), lambda: lab2rgb(la), args.runs)
-        compare("CIEDE2000", lambda: ciede2000(la, lb), lambda: deltaE_ciede2000(la, lb), args.runs)
+        la64, lb64 = la.astype(np.float64), lb.astype(np.float64)
+        compare("CIEDE2000 (skimage)", lambda: deltaE_ciede2000(la, lb), lambda: deltaE_ciede2000(la64, lb64), args.runs,
+                names=("float32", "float64"))
     print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
