@@ -131,6 +131,24 @@ def test_scale_without_a_detail_net_is_noted_not_silent(tiny_pipe):
         run(tiny_pipe, detail_scale=-1.0)
 
 
+def test_an_off_detail_net_is_not_placed_on_the_device(detail_pipe, monkeypatch):
+    placed = []
+    real = type(detail_pipe).place
+
+    def spy(attempt, dtype=None, offload=False, *, names=None):
+        placed.append(set(names) if names is not None else set(detail_pipe.modules()))
+        return real(detail_pipe, attempt, dtype, offload, names=names)
+
+    monkeypatch.setattr(detail_pipe, "place", spy)
+    run(detail_pipe, detail_scale=0.0)
+    assert placed and "controlnet_detail" not in placed[-1] and "controlnet_depth" in placed[-1]
+    run(detail_pipe, detail_scale=1.0, detail_hint="tile")
+    assert "controlnet_detail" in placed[-1]
+    flat = np.full((64, 64, 3), 0.8, np.float32)  # no edges: the net is switched off, so not placed either
+    transform(detail_pipe, flat, depth_map=DEPTH, pose_map=POSE, steps=2, denoise=1.0, detail_scale=1.0, detail_hint="canny")
+    assert "controlnet_detail" not in placed[-1]
+
+
 def test_non_sd15_detail_controlnet_gives_the_same_clear_error(tiny_set, tmp_path):
     from safetensors.torch import save_file
 
