@@ -152,3 +152,18 @@ def test_metric_helpers():
     assert pck(src, src) == 1.0
     assert pck(src, [(0.5, 0.0), (30.0, 0.0), (5, 5), None]) == pytest.approx(1 / 3)
     assert pck([None, (1.0, 1.0)], src) is None
+
+
+def test_cli_evaluate_reports_control_with_given_maps(tmp_path, detectors, stub_pose, capsys):
+    from zrealism_core.cli import main
+    from zrealism_core.imaging.images import save_image
+
+    img, mask = _asymmetric()
+    src, msk, dep = tmp_path / "s.png", tmp_path / "m.png", tmp_path / "d.png"
+    save_image(img, src)
+    save_image(mask, msk)
+    save_image(control_maps.depth_map(img, annotator_dirs=[detectors]), dep)
+    assert main(["evaluate", str(src), str(src), "--mask", str(msk), "--depth-map", str(dep),
+                 "--annotators", str(detectors), "--json"]) == 0
+    control = json.loads(capsys.readouterr().out)["control"]
+    assert control["edge_f"] == 1.0 and control["pose_pck"] == 1.0 and control["depth_corr"] > 0.95

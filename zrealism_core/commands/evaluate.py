@@ -22,6 +22,11 @@ def register(subparsers) -> None:
     p.add_argument("result", help="the result: image, MP4/GIF/WebP, or a folder of frames")
     p.add_argument("--mask", help="source character mask image, white = character")
     p.add_argument("--result-mask", help="result character mask image, white = character (default: detected)")
+    p.add_argument("--depth-map", help="the source's depth map (e.g. from `zrealism transform --depth-map-out`) for "
+                   "the control score depth_corr, instead of detecting it")
+    p.add_argument("--pose-map", help="the source's OpenPose map, read back for the control score pose_pck")
+    p.add_argument("--annotators", action="append", default=None, metavar="DIR",
+                   help="folder with detector weights for depth_corr / pose_pck (repeatable; also ZREALISM_ANNOTATORS)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON instead of a summary")
     p.add_argument("--panel", help="write the panel picture (source | result | edges | colour difference | scores) here")
     p.set_defaults(func=run)
@@ -49,10 +54,13 @@ def run(args: argparse.Namespace) -> int:
     mask = to_mask(load_image(args.mask, name="mask"), name="mask") if args.mask else None
     result_mask = to_mask(load_image(args.result_mask, name="result mask"), name="result mask") if args.result_mask else None
     frames, is_clip = _read_result(args.result)
+    maps = dict(depth_map=load_image(args.depth_map, name="depth map") if args.depth_map else None,
+                pose_map=load_image(args.pose_map, name="pose map") if args.pose_map else None,
+                annotator_dirs=args.annotators)
     if is_clip:
-        report = evaluate_video(source, frames, mask, result_masks=result_mask)
+        report = evaluate_video(source, frames, mask, result_masks=result_mask, **maps)
     else:
-        report = evaluate(source, frames[0], mask, result_mask=result_mask)
+        report = evaluate(source, frames[0], mask, result_mask=result_mask, **maps)
     if args.panel:
         from ..imaging.panel import render_panel
 
