@@ -145,6 +145,10 @@ def resolve_model(folder: str, name: str) -> Optional[str]:
         return None
 
 
+def embedding_dirs() -> List[str]:
+    """ComfyUI's `embeddings` folders (models/embeddings plus extra_model_paths.yaml entries): where
+    `embedding:NAME` in a prompt is looked up, as in ComfyUI's own CLIP Text Encode."""
+    return folder_locations("embeddings")
 
 
 def annotator_dirs() -> List[str]:

@@ -33,7 +33,9 @@ class ZRealism_ModelLoader:
         "Load Stable Diffusion 1.5 with a depth and an OpenPose ControlNet for the Z-Realism sampler. "
         "Works offline with the files you already have: a checkpoint from models/checkpoints (or a diffusers "
         "folder from models/diffusers) and ControlNets from models/controlnet (original or diffusers layout). "
-        "The models join ComfyUI's memory management: ComfyUI keeps them while the graph needs them, and its 'Unload models' / 'Free model and node cache' release them."
+        "The models join ComfyUI's memory management: ComfyUI keeps them while the graph needs them, and its 'Unload models' / 'Free model and node cache' release them. "
+        "Prompts are read as in ComfyUI's CLIP Text Encode: (word:1.2) weighting, embedding:NAME from models/embeddings, "
+        "prompts longer than 77 tokens."
     )
     CATEGORY = bridge.CATEGORY
     FUNCTION = "load"
@@ -75,12 +77,16 @@ class ZRealism_ModelLoader:
                                "(control_v11f1e_sd15_tile: layout and colours), line art (control_v11p_sd15_lineart, "
                                "control_v11p_sd15s2_lineart_anime) or canny (control_v11p_sd15_canny), from models/controlnet. "
                                "Its hint is computed without any model; set detail_scale on the sampler to use it. 'none' = off."}),
+                "clip_skip": ("INT", {
+                    "default": 1, "min": 1, "max": 12,
+                    "tooltip": "CLIP layer the prompts are read from: 1 = the last layer (SD1.5's default), 2 = the penultimate "
+                               "one (ComfyUI's CLIP Set Last Layer -2; what many anime-trained checkpoints expect)."}),
             },
         }
 
     def load(self, checkpoint: str, depth_controlnet: str, pose_controlnet: str, vae: str = NONE,
              precision: str = "auto", device: str = "auto", cpu_fallback: bool = True,
-             detail_controlnet: str = NONE) -> Tuple[Any]:
+             detail_controlnet: str = NONE, clip_skip: int = 1) -> Tuple[Any]:
         from ..zrealism_core.engine import load_pipeline
 
         base = _resolve("checkpoints", checkpoint, "base")
@@ -96,6 +102,7 @@ class ZRealism_ModelLoader:
             base, depth, pose, vae=vae_path, device=dev, dtype=dtype,
             fallback=bool(cpu_fallback), annotator_dirs=bridge.annotator_dirs(), detail_controlnet=detail,
             cache=not inside,
+            embedding_dirs=bridge.embedding_dirs(), clip_skip=int(clip_skip),
         )
         if inside:
             pipe.extras["detectors"] = bridge.detector_store()

@@ -49,6 +49,7 @@ from .models.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET, GuidanceSc
 from .models.guidance import check as check_guidance
 from .models.placement import estimate_memory
 from .models.runtime import Attempt, check_cancel, expected_steps, make_step_callback, note, run_with_fallback, stage
+from .text.encode import embeds_kwargs, fixed_prompt_encoding, pipeline_prompt_embeds
 
 log = logging.getLogger("zrealism")
 T = TypeVar("T")
@@ -436,7 +437,7 @@ def animate(
         schedule = GuidanceSchedule(float(cfg_end), control_budget) if sparsectrl is None else GuidanceSchedule()  # fresh per attempt
         step_cb = make_step_callback(callback, cancel=cancel, on_step=schedule.on_step if schedule.needed else None)
         common = dict(
-            prompt=prompt or "", negative_prompt=negative or None, num_inference_steps=steps,
+            num_inference_steps=steps,
             guidance_scale=schedule.guidance_scale(float(cfg), n_run) if schedule.needed else float(cfg),
             height=h, width=w, generator=generator, output_type="np", decode_chunk_size=max(1, int(decode_chunk_size)),
             callback_on_step_end=step_cb, callback_on_step_end_tensor_inputs=schedule.tensor_inputs(mp),
@@ -447,7 +448,14 @@ def animate(
                 pipe_view.active(zp, unet=mp.unet, scheduler_of=mp, timings=timings,
                                  cfg=common["guidance_scale"]) as adapter_kwargs:
             common.update(adapter_kwargs)
-            with torch.inference_mode(), scheduled(schedule, mp.controlnet, mp.unet):
+            with stage("encoding the prompts", timings):
+                # weighting, embeddings, long prompts, clip_skip: the same encoder as the still (text.encode)
+                pos_embeds, neg_embeds = pipeline_prompt_embeds(
+                    mp, prompt or "", negative or "", cfg=common["guidance_scale"], options=getattr(zp, "text", None),
+                    notes=notes)
+            common.update(embeds_kwargs(mp, pos_embeds, neg_embeds))
+            with torch.inference_mode(), scheduled(schedule, mp.controlnet, mp.unet), \
+                    fixed_prompt_encoding(mp, pos_embeds, neg_embeds):
                 if sparsectrl is not None:
                     out = _run_sparsectrl(mp, still_pil, n_gen, float(strength), float(sparsectrl_scale), loop, common)
                 else:

@@ -28,6 +28,7 @@ from .empty_maps import switch_off_empty
 from .errors import InputError
 from .imaging.images import resize_rgb, to_mask, to_rgb
 from .models.schedulers import DEFAULT_SCHEDULER, make_scheduler
+from .text.encode import TextOptions, check_clip_skip, pipeline_prompt_embeds
 
 log = logging.getLogger("zrealism")
 
@@ -71,6 +72,7 @@ class ZRealismPipeline:
         key: Optional[Tuple] = None,
         sources: Optional[Dict[str, Optional[str]]] = None,
         annotator_dirs: Optional[Sequence[Any]] = None,
+        text: Optional[TextOptions] = None,
     ) -> None:
         import torch
 
@@ -81,6 +83,7 @@ class ZRealismPipeline:
         self.key = key
         self.sources = dict(sources or {})
         self.annotator_dirs = list(annotator_dirs) if annotator_dirs else None
+        self.text = text or TextOptions()  # clip_skip + embeddings folders (text.encode)
         self.lock = threading.RLock()
         self.base_scheduler_config = dict(sd.scheduler.config)
         self.extras: Dict[str, Any] = {}  # e.g. the ComfyUI bridge keeps its ModelPatchers here
@@ -243,6 +246,8 @@ def load_pipeline(
       cache (True): reuse an already loaded pipeline for the same files/device/dtype
       allow_download (False): let hub ids ("org/name") be downloaded - standalone use only
       annotator_dirs: folders with detector weights for automatic depth/pose maps
+      embedding_dirs: folders with textual-inversion embeddings for `embedding:NAME` in prompts
+      clip_skip (1): CLIP layer the prompts are read from, 1 = last, 2 = penultimate (CLIPSetLastLayer -2)
     Models are loaded on the CPU; a job moves them to the device (so OOM fallback covers it).
     """
     from .models import loaders
@@ -252,6 +257,8 @@ def load_pipeline(
     use_cache = bool(options.pop("cache", True))
     allow_download = bool(options.pop("allow_download", False))
     annotator_dirs = options.pop("annotator_dirs", None)
+    text = TextOptions(clip_skip=check_clip_skip(options.pop("clip_skip", 1)),
+                       embedding_dirs=[str(d) for d in options.pop("embedding_dirs", None) or ()])
     if options:
         raise InputError(f"load_pipeline got unknown option(s): {', '.join(sorted(options))}.")
 
@@ -266,6 +273,8 @@ def load_pipeline(
             if hit is not None:
                 _CACHE.move_to_end(key)
                 hit.fallback, hit.annotator_dirs = fallback, (list(annotator_dirs) if annotator_dirs else hit.annotator_dirs)
+                if (hit.text.clip_skip, list(hit.text.embedding_dirs)) != (text.clip_skip, list(text.embedding_dirs)):
+                    hit.text = text
                 log.info("zrealism: using the already loaded pipeline (%s)", hit)
                 return hit
 
@@ -291,7 +300,7 @@ def load_pipeline(
         sources=dict(base=str(base), depth_controlnet=str(depth_controlnet), pose_controlnet=str(pose_controlnet),
                      vae=str(vae) if vae else None, config=str(config) if config else None,
                      detail_controlnet=str(detail_controlnet) if detail_controlnet else None),
-        annotator_dirs=annotator_dirs,
+        annotator_dirs=annotator_dirs, text=text,
     )
     pipe.extras["load_timings"] = timings
     if use_cache:
@@ -516,27 +525,31 @@ def transform(
         detail = f"{n_steps} steps, {w}x{h}, {attempt}" + _schedule_detail(schedule, cfg, n_steps)
         # the view's LoRAs / IP-Adapter are active only inside this block (after placement; the
         # text encoder's LoRA too, so prompts must be encoded in here); weights restored on exit
-        with pipe_view.active(pipe, timings=timings, cfg=scale) as adapter_kwargs, \
-                runtime.stage("synthesizing", timings, detail), guidance.scheduled(schedule, pipe.sd.controlnet, pipe.sd.unet):
-            out = pipe.sd(
-                **adapter_kwargs,
-                prompt=prompt or "",
-                negative_prompt=negative or None,
-                image=init_pil,
-                control_image=control_images,
-                strength=float(denoise),
-                num_inference_steps=int(steps),
-                guidance_scale=scale,
-                controlnet_conditioning_scale=control_scales,
-                control_guidance_start=control_starts,
-                control_guidance_end=control_ends,
-                height=h,
-                width=w,
-                generator=gen,
-                output_type="np",
-                callback_on_step_end=step_cb,
-                callback_on_step_end_tensor_inputs=schedule.tensor_inputs(pipe.sd),
-            )
+        with pipe_view.active(pipe, timings=timings, cfg=scale) as adapter_kwargs:
+            with runtime.stage("encoding the prompts", timings):
+                # weighting, embeddings, long prompts and clip_skip (text.encode); diffusers gets the embeddings
+                pos_embeds, neg_embeds = pipeline_prompt_embeds(
+                    pipe.sd, prompt or "", negative or "", cfg=scale, options=pipe.text, notes=notes)
+            with runtime.stage("synthesizing", timings, detail), guidance.scheduled(schedule, pipe.sd.controlnet, pipe.sd.unet):
+                out = pipe.sd(
+                    **adapter_kwargs,
+                    prompt_embeds=pos_embeds,
+                    negative_prompt_embeds=neg_embeds,
+                    image=init_pil,
+                    control_image=control_images,
+                    strength=float(denoise),
+                    num_inference_steps=int(steps),
+                    guidance_scale=scale,
+                    controlnet_conditioning_scale=control_scales,
+                    control_guidance_start=control_starts,
+                    control_guidance_end=control_ends,
+                    height=h,
+                    width=w,
+                    generator=gen,
+                    output_type="np",
+                    callback_on_step_end=step_cb,
+                    callback_on_step_end_tensor_inputs=schedule.tensor_inputs(pipe.sd),
+                )
         return np.asarray(out.images[0], dtype=np.float32), step_cb.steps_done, attempt
 
     with pipe.lock:

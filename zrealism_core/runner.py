@@ -47,6 +47,8 @@ class RunOptions:
     ip_adapter: Optional[Path] = None  # IP-Adapter file; the prepared drawing is its reference image
     clip_vision: Optional[Path] = None
     ip_weight: float = 0.6
+    embedding_dirs: List[Path] = field(default_factory=list)  # for embedding:NAME in prompts
+    clip_skip: int = 1  # 1 = CLIP's last layer, 2 = penultimate
 
 
 @dataclass
@@ -105,12 +107,14 @@ def check_models(models: ModelPaths, video: bool, models_dir: Optional[Path] = N
         raise ModelFileError("model path(s) do not exist: " + ", ".join(f"{k}={v}" for k, v in bad))
 
 
-def load_models(models: ModelPaths, *, device: str = "auto", dtype: str = "auto", config: Optional[Path] = None):
+def load_models(models: ModelPaths, *, device: str = "auto", dtype: str = "auto", config: Optional[Path] = None,
+                embedding_dirs: Sequence[Path] = (), clip_skip: int = 1):
     """Load the still pipeline once for a whole batch."""
     from .engine import load_pipeline
 
     quiet_libraries()
-    opts: Dict[str, Any] = {"annotator_dirs": [str(d) for d in models.annotator_dirs]}
+    opts: Dict[str, Any] = {"annotator_dirs": [str(d) for d in models.annotator_dirs],
+                            "embedding_dirs": [str(d) for d in embedding_dirs], "clip_skip": clip_skip}
     if config is not None:
         opts["config"] = config
     return load_pipeline(models.checkpoint, models.depth_controlnet, models.pose_controlnet, models.vae,
@@ -319,7 +323,8 @@ def run_batch(
     if not todo:
         return results
     t0 = time.perf_counter()
-    pipe = load_models(models, device=device, dtype=dtype, config=config)
+    pipe = load_models(models, device=device, dtype=dtype, config=config,
+                       embedding_dirs=options.embedding_dirs, clip_skip=options.clip_skip)
     motion = None
     if options.video:
         from .models.motion import as_motion_model

@@ -45,6 +45,10 @@ def register(sub) -> None:
     g.add_argument("--negative", default="", help="replace the suggested negative prompt")
     g.add_argument("--color-lock", type=float, default=0.0, help="0..1 pull of the result's colours toward the drawing")
     adapters.add_arguments(p.add_argument_group("LoRAs and IP-Adapter (the prepared drawing is the IP-Adapter's reference)"))
+    g.add_argument("--embeddings", type=Path, action="append", default=[], metavar="DIR",
+                   help="folder of textual-inversion embeddings for embedding:NAME in prompts (repeatable; "
+                        "--models adds its embeddings/ folder)")
+    g.add_argument("--clip-skip", type=int, default=1, help="CLIP layer the prompts are read from: 1 = last (default), 2 = penultimate")
     v = p.add_argument_group("video")
     v.add_argument("--video", action="store_true", help="also animate the still into a clip (needs a motion module)")
     v.add_argument("--frames", type=int, default=16, help="clip length in frames (default 16)")
@@ -84,6 +88,8 @@ def options_from(args: argparse.Namespace):
         frames=args.frames, fps=args.fps, video_strength=args.video_strength,
         loras=adapters.lora_list(args.lora), ip_adapter=args.ip_adapter, clip_vision=args.clip_vision,
         ip_weight=args.ip_weight,
+        embedding_dirs=list(args.embeddings) + ([args.models / "embeddings"] if args.models and (args.models / "embeddings").is_dir() else []),
+        clip_skip=args.clip_skip,
     )
 
 

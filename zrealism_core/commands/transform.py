@@ -34,7 +34,10 @@ def register(subparsers) -> None:
     p.add_argument("--pose-map-out", help="also write the pose map used")
     p.add_argument("--annotators", action="append", default=None, metavar="DIR",
                    help="folder with detector weights (repeatable)")
-    p.add_argument("--prompt", default="", help="positive prompt")
+    p.add_argument("--prompt", default="", help="positive prompt (ComfyUI syntax: (word:1.2), embedding:NAME; any length)")
+    p.add_argument("--embeddings", action="append", default=None, metavar="DIR",
+                   help="folder of textual-inversion embeddings for embedding:NAME (repeatable)")
+    p.add_argument("--clip-skip", type=int, default=1, help="CLIP layer the prompts are read from: 1 = last (default), 2 = penultimate")
     p.add_argument("--negative", default="", help="negative prompt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=25)
@@ -84,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint, args.depth_controlnet, args.pose_controlnet, vae=args.vae,
         device=args.device, dtype=args.precision, config=args.config, fallback=not args.no_fallback,
         allow_download=args.allow_download, annotator_dirs=args.annotators, detail_controlnet=args.detail_controlnet,
+        embedding_dirs=args.embeddings, clip_skip=args.clip_skip,
     )
     pipe = adapters.view(pipe, adapters.lora_list(args.lora), args.ip_adapter, args.clip_vision, args.ip_weight, image)
 

@@ -16,6 +16,9 @@ SCHEDULERS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "euler_ancestral": ("EulerAncestralDiscreteScheduler", {}),
     "ddim": ("DDIMScheduler", {}),
     "unipc": ("UniPCMultistepScheduler", {}),
+    # few-step samplers for LCM / TCD / Hyper-SD LoRAs (4-8 steps, cfg 1-2; cfg <= 1 runs without CFG)
+    "lcm": ("LCMScheduler", {}),
+    "tcd": ("TCDScheduler", {}),
 }
 SCHEDULER_NAMES = list(SCHEDULERS)
 DEFAULT_SCHEDULER = "dpmpp_2m_karras"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Iterable, List, Tuple
+from typing import Any, Iterable, List, Tuple
 
 from .. import TOKENIZER_DIR
 from ..errors import ModelFileError
@@ -43,11 +43,26 @@ def count_tokens(text: str) -> int:
 
     Uses the Rust backend of the fast tokenizer directly (same ids as calling the tokenizer, ~3x
     cheaper, no over-length warning); cached, since prompt building counts the same fragments."""
-    tok = get_tokenizer()
+    return len(_ids(get_tokenizer(), text))
+
+
+def _ids(tok: Any, text: str) -> List[int]:
+    """All token ids of `text` (start and end markers included), never truncated or padded.
+
+    The Rust backend is used directly when no call left padding/truncation switched on in it
+    (diffusers' encode_prompt pads to 77 through the same tokenizer, and that setting stays)."""
     backend = getattr(tok, "backend_tokenizer", None)
-    if backend is not None and backend.truncation is None:
-        return len(backend.encode(str(text)).ids)
-    return len(tok(str(text), truncation=False)["input_ids"])
+    if backend is not None and backend.truncation is None and backend.padding is None:
+        return list(backend.encode(str(text)).ids)
+    return list(tok(str(text), truncation=False, padding=False)["input_ids"])
+
+
+def content_ids(text: str, tokenizer: Any = None) -> List[int]:
+    """Token ids of `text` without the start and end markers, with `tokenizer` (default: the shipped one).
+
+    The prompt encoder uses the pipeline's own tokenizer (a diffusers folder may bring its own);
+    never truncated, so long prompts can be split into chunks."""
+    return _ids(tokenizer if tokenizer is not None else get_tokenizer(), text)[1:-1]
 
 
 def fits(text: str, limit: int = CLIP_MAX_TOKENS) -> bool:
