@@ -38,6 +38,11 @@ except ImportError:  # pragma: no cover
 CATEGORY = "Z-Realism"
 
 
+def in_comfyui() -> bool:
+    """True inside ComfyUI (or under the test fakes); the Model Loader then leaves caching to ComfyUI."""
+    return folder_paths is not None and model_management is not None
+
+
 # ---------------------------------------------------------------- tensors <-> numpy
 
 def _torch():
