@@ -156,6 +156,17 @@ def embedding_dirs() -> List[str]:
     return folder_locations("embeddings")
 
 
+def require_model(folder: str, name: str, what: str, hint: str) -> str:
+    """Full path of `name` in ComfyUI's `folder`, or a ModelFileError saying where it was looked for."""
+    path = resolve_model(folder, name) if name not in ("none", "", None) else None
+    if not path:
+        from ..zrealism_core.errors import ModelFileError
+
+        where = ", ".join(folder_locations(folder)) or f"ComfyUI/models/{folder}/"
+        raise ModelFileError(f"{what} {name!r} was not found (looked in: {where}). {hint}")
+    return path
+
+
 def annotator_dirs() -> List[str]:
     """Folders the control-map detectors search, in this order (zrealism_core.models.annotators walks each):
 

@@ -12,14 +12,6 @@ IPADAPTER_FOLDER = "ipadapter"
 CLIP_VISION_FOLDER = "clip_vision"
 
 
-def _path(folder: str, name: str, what: str, hint: str) -> str:
-    path = bridge.resolve_model(folder, name) if name not in (NONE, "", None) else None
-    if not path:
-        where = ", ".join(bridge.folder_locations(folder)) or f"ComfyUI/models/{folder}/"
-        raise ModelFileError(f"{what} {name!r} was not found (looked in: {where}). {hint}")
-    return path
-
-
 class ZRealism_IPAdapter:
     DESCRIPTION = (
         "Image prompt: keep the character's face, palette and identity from a reference image (usually the "
@@ -61,10 +53,10 @@ class ZRealism_IPAdapter:
         from ..zrealism_core.models.ip_adapter import CV_HINT, IP_HINT
 
         bridge.register_model_folder(IPADAPTER_FOLDER)  # ComfyUI has no ipadapter folder of its own (IPAdapter_plus adds it)
-        ip_path = _path(IPADAPTER_FOLDER, ipadapter, "IP-Adapter", IP_HINT)
+        ip_path = bridge.require_model(IPADAPTER_FOLDER, ipadapter, "IP-Adapter", IP_HINT)
         if clip_vision in (NONE, "", None):
             raise ModelFileError(f"The IP-Adapter {ipadapter} needs its image encoder: choose a clip_vision file. {CV_HINT}")
-        cv_path = _path(CLIP_VISION_FOLDER, clip_vision, "clip_vision file", CV_HINT)
+        cv_path = bridge.require_model(CLIP_VISION_FOLDER, clip_vision, "clip_vision file", CV_HINT)
         ref = bridge.image_to_numpy(image)[0]
         return (pipe.with_ip_adapter(ip_path, cv_path, ref, weight=float(weight), start=float(start), end=float(end)),)
 

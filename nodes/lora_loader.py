@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any, Tuple
 
 from . import bridge
-from ..zrealism_core.errors import ModelFileError
 
 NONE = "none"
 LORA_FOLDER = "loras"
@@ -36,10 +35,7 @@ class ZRealism_LoraLoader:
         }
 
     def load(self, pipe: Any, lora_name: str, strength: float = 1.0) -> Tuple[Any]:
-        path = bridge.resolve_model(LORA_FOLDER, lora_name) if lora_name not in (NONE, "", None) else None
-        if not path:
-            where = ", ".join(bridge.folder_locations(LORA_FOLDER)) or "ComfyUI/models/loras/"
-            raise ModelFileError(f"LoRA {lora_name!r} was not found (looked in: {where}). Put an SD1.5 LoRA file there and refresh.")
+        path = bridge.require_model(LORA_FOLDER, lora_name, "LoRA", "Put an SD1.5 LoRA file there and refresh.")
         return (pipe.with_lora(path, float(strength)),)
 
 

@@ -10,7 +10,7 @@ The factors are random (seeded) and large enough that strength 1 visibly changes
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, Tuple, Union
 
 PathLike = Union[str, Path]
 
