@@ -126,3 +126,16 @@ def test_bad_inputs_are_refused_and_leave_the_pipe_unchanged(tiny_pipe, files, t
         with pytest.raises(InputError):
             tiny_pipe.with_ip_adapter(files["plain"], files["cv"], REF, **bad)
     assert np.array_equal(run(tiny_pipe), plain)
+
+
+def test_encoder_without_projection(tiny_pipe, files, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    sd = {k: v for k, v in load_file(str(files["cv"])).items() if not k.startswith("visual_projection")}
+    path = tmp_path / "no-projection.safetensors"
+    save_file(sd, str(path))
+    with pytest.raises(ModelFileError, match=r"no-projection\.safetensors has no visual projection"):
+        tiny_pipe.with_ip_adapter(files["plain"], path, REF, weight=1.0)
+    # plus adapters read the hidden states: the same file works and equals the full encoder's result
+    a = run(tiny_pipe.with_ip_adapter(files["plus"], path, REF, weight=1.0))
+    assert np.array_equal(a, run(tiny_pipe.with_ip_adapter(files["plus"], files["cv"], REF, weight=1.0)))

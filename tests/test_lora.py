@@ -148,3 +148,13 @@ def test_lora_reaches_the_clip_and_the_plain_clip_is_unchanged(tiny_pipe, lora_f
     with_lora = clip(tiny_pipe.with_lora(lora_files["kohya"], 1.0))
     assert np.abs(with_lora - plain).max() > 1e-3
     assert np.array_equal(clip(tiny_pipe), plain)
+
+
+def test_ldm_named_lora_gets_its_own_message(tiny_pipe, tmp_path):
+    from safetensors.torch import save_file
+
+    sd = {"diffusion_model.input_blocks.4.1.proj_in.lora_down.weight": torch.zeros(4, 64),
+          "diffusion_model.input_blocks.4.1.proj_in.lora_up.weight": torch.zeros(64, 4)}
+    save_file(sd, str(tmp_path / "comfy-saved.safetensors"))
+    with pytest.raises(ModelFileError, match=r"comfy-saved\.safetensors names its UNet layers in the original \(LDM\) layout"):
+        tiny_pipe.with_lora(tmp_path / "comfy-saved.safetensors", 1.0)

@@ -145,14 +145,17 @@ def encoder_config(path: Path, shapes: Dict[str, Tuple[int, ...]]) -> Dict[str, 
                image_size=grid * int(patch[-1]), projection_dim=int(proj[0]) if proj else hidden, num_channels=int(patch[1]))
     shipped = json.loads(Path(CLIP_VISION_H14_CONFIG).read_text(encoding="utf-8"))
     if all(shipped.get(k) == v for k, v in cfg.items()):
-        return shipped
-    cfg.update(num_attention_heads=max(1, hidden // 64), hidden_act="gelu", layer_norm_eps=1e-5)
+        return dict(shipped, _has_projection=proj is not None)
+    cfg.update(num_attention_heads=max(1, hidden // 64), hidden_act="gelu", layer_norm_eps=1e-5, _has_projection=proj is not None)
     return cfg
 
 
 def check_encoder_fits(ip_name: str, kind: str, sd: Dict[str, Dict[str, Any]], cv_name: str, cfg: Dict[str, Any]) -> None:
     proj = sd["image_proj"]
     if kind == "plain":
+        if not cfg.get("_has_projection", True):
+            raise ModelFileError(f"{cv_name} has no visual projection (visual_projection.weight), which {ip_name} (a plain "
+                                 f"IP-Adapter) needs; use the full CLIP ViT-H/14 image encoder file. {CV_HINT}")
         need, have, what = int(proj["proj.weight"].shape[-1]), int(cfg["projection_dim"]), "image embedding"
     elif kind == "plus":
         need, have, what = int(proj["proj_in.weight"].shape[-1]), int(cfg["hidden_size"]), "hidden state"
@@ -185,14 +188,21 @@ def load_clip_vision(path: Any, dtype: Any = None) -> Tuple[Any, Dict[str, Any]]
     p = _exists(path, "clip_vision (image encoder)", CV_HINT)
     shapes = read_shapes(p)
     cfg = encoder_config(p, shapes)
-    config = CLIPVisionConfig(**{k: v for k, v in cfg.items() if k not in ("architectures", "model_type")})
+    config = CLIPVisionConfig(**{k: v for k, v in cfg.items() if k not in ("architectures", "model_type") and not k.startswith("_")})
     try:
-        model = CLIPVisionModelWithProjection(config)
+        import torch
+
         state = _state_dict(p)
         state = {k: v for k, v in state.items() if not k.endswith("position_ids")}
         if "visual_projection.weight" not in state:  # a file without the projection (plus adapters do not use it)
-            state["visual_projection.weight"] = model.visual_projection.weight.detach().clone()
-        model.load_state_dict(state, strict=True)
+            state["visual_projection.weight"] = torch.zeros(config.projection_dim, config.hidden_size)
+        with torch.device("meta"):  # structure only: ViT-H's random init would cost seconds and 2.5 GB for nothing
+            model = CLIPVisionModelWithProjection(config)
+        model.load_state_dict(state, strict=True, assign=True)
+        emb = model.vision_model.embeddings  # its non-persistent buffer is not in the file
+        emb.register_buffer("position_ids", torch.arange(emb.num_positions).expand((1, -1)), persistent=False)
+        if any(t.is_meta for t in list(model.parameters()) + list(model.buffers())):
+            raise RuntimeError("some weights of the image encoder are not in the file")
     except ModelFileError:
         raise
     except Exception as exc:

@@ -141,7 +141,8 @@ def _family_of(keys: Iterable[str], shapes: Dict[str, Tuple[int, ...]]) -> Optio
     keys = list(keys)
     if any(k.startswith(("lora_te1_", "lora_te2_", "text_encoder_2.", "te2.")) or "add_embedding" in k or "label_emb" in k for k in keys):
         return "SDXL"
-    if any(k.startswith(("lora_transformer_", "transformer.", "diffusion_model.", "lora_unet_double_blocks", "lora_unet_single_blocks")) for k in keys):
+    if any(k.startswith(("lora_transformer_", "transformer.", "lora_unet_double_blocks", "lora_unet_single_blocks"))
+           or "double_blocks" in k or "joint_blocks" in k for k in keys):
         return "a transformer model (Flux/SD3/video), not SD1.5"
     for k, shape in shapes.items():
         module, part = _split(k)
@@ -253,6 +254,12 @@ def parse_lora(path: Any, models: Dict[str, Any], state: Optional[Dict[str, Any]
                 f"or another SD1.5 variant. {LORA_HINT}"
             ) from exc
         layers.append(layer)
+    if missing and any(m.replace("_", ".").find(b) >= 0 for m in missing for b in ("input.blocks", "output.blocks", "middle.block")):
+        raise ModelFileError(
+            f"{name} names its UNet layers in the original (LDM) layout (e.g. {missing[0]!r}, the layout ComfyUI and "
+            f"SDXL trainers use); Z-Realism reads SD1.5 LoRAs with diffusers layer names (kohya's SD1.5 default). "
+            f"Use the diffusers-named version of this LoRA. {LORA_HINT}"
+        )
     if missing:
         total = len(missing) + len(layers)
         raise ModelFileError(
