@@ -407,8 +407,9 @@ def _still_core(image: Source, sampler_links: Dict[str, Source], x0: float = 0.0
                     "prompt": (3, "positive"), "negative": (3, "negative"), **sampler_links}),
         Node(7, "SaveImage", (x0 + 1540, 0), widgets={"filename_prefix": "ZRealism/still"},
              links={"images": (6, "image")}),
-        Node(8, "ZRealism_FidelityEvaluator", (x0 + 1540, 420),
-             links={"source": (2, "image"), "result": (6, "image"), "mask": (2, "mask")}),
+        Node(8, "ZRealism_FidelityEvaluator", (x0 + 1540, 420),  # the sampler's maps: control scores without re-detecting
+             links={"source": (2, "image"), "result": (6, "image"), "mask": (2, "mask"),
+                    "depth_map": (6, "depth_map"), "pose_map": (6, "pose_map")}),
         Node(9, "PreviewImage", (x0 + 1920, 420), title="Fidelity panel", links={"images": (8, "panel")}),
     ]
 
@@ -446,7 +447,8 @@ def workflows() -> List[Workflow]:
         Node(15, "ZRealism_SaveVideo", (1540, 900), widgets={"filename_prefix": "ZRealism/clip"},
              links={"frames": (14, "frames"), "fps": (14, "fps")}),
         Node(16, "ZRealism_FidelityEvaluator", (1540, 1320), title="Fidelity Evaluator (clip)",
-             links={"source": (2, "image"), "result": (14, "frames"), "mask": (2, "mask")}),
+             links={"source": (2, "image"), "result": (14, "frames"), "mask": (2, "mask"),
+                    "depth_map": (6, "depth_map"), "pose_map": (6, "pose_map")}),
         Node(17, "PreviewImage", (1920, 1320), title="Fidelity panel (clip)", links={"images": (16, "panel")}),
     ])
     detail_core = _still_core((1, "IMAGE"), {})
@@ -456,8 +458,6 @@ def workflows() -> List[Workflow]:
             node.widgets["detail_controlnet"] = LINEART.name
         elif node.id == 6:  # the sampler uses it for the first 80% of the steps; auto = lineart from the file name
             node.widgets.update(detail_scale=0.55, detail_end=0.8, detail_hint="auto")
-        elif node.id == 8:  # the evaluator reuses the sampler's maps for the control scores
-            node.links.update(depth_map=(6, "depth_map"), pose_map=(6, "pose_map"))
     detail = Workflow("zrealism_still_detail", [
         Node(1, "LoadImage", (0, 0), title="Character drawing", widgets={"image": "example.png"}),
         *detail_core,

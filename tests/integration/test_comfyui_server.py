@@ -368,6 +368,11 @@ def test_api_workflow_runs(server, path):
         report = json.loads(texts[-1])
         scores = report["scores"]
         assert "overall" in scores and all(0.0 <= v <= 1.0 for v in scores.values()), scores
+        assert 0.0 <= report["control"]["edge_f"] <= 1.0, report["control"]  # control fidelity, always computed
+    if any(n["class_type"] == "ZRealism_ModelLoader" and n["inputs"].get("detail_controlnet", "none") != "none"
+           for n in prompt.values()):  # the detail net ran on its line-art hint (not switched off)
+        log = server.log.read_text(errors="replace")
+        assert "zrealism: detail hint (lineart)" in log and "detail ControlNet off" not in log, server.log_tail()
         TIMINGS[path.stem].setdefault("scores", {})[k] = {n: round(v, 3) for n, v in scores.items()}
 
 
