@@ -381,7 +381,7 @@ Models (ComfyUI/models/...):
 - controlnet/control_v11f1p_sd15_depth_fp16.safetensors
 - controlnet/control_v11p_sd15_openpose_fp16.safetensors
 {extra}- zrealism_annotators/: Depth Anything V2 Small (folder Depth-Anything-V2-Small-hf) and the OpenPose files \
-body_pose_model.pth, hand_pose_model.pth, facenet.pth (or install comfyui_controlnet_aux, whose ckpts are found too)
+body_pose_model.pth (OpenPose body; hands and face are not drawn) (or install comfyui_controlnet_aux, whose ckpts are found too)
 
 Use: load a character drawing (a flat background is removed; PNG transparency is used), set the subject on \
 Heuristic Analyzer, queue. The analyzer's params replace the sampler's steps/cfg/denoise/scales; disconnect \
