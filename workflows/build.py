@@ -380,7 +380,7 @@ Models (ComfyUI/models/...):
 - checkpoints/v1-5-pruned-emaonly.safetensors (or any SD1.5 fine-tune, or a diffusers folder in models/diffusers)
 - controlnet/control_v11f1p_sd15_depth_fp16.safetensors
 - controlnet/control_v11p_sd15_openpose_fp16.safetensors
-{extra}- zrealism_annotators/: Depth Anything V2 Small (folder Depth-Anything-V2-Small-hf) and the OpenPose files \
+{extra}- zrealism_annotators/: Depth Anything V2 Small (folder Depth-Anything-V2-Small-hf) and the OpenPose file \
 body_pose_model.pth (OpenPose body; hands and face are not drawn) (or install comfyui_controlnet_aux, whose ckpts are found too)
 
 Use: load a character drawing (a flat background is removed; PNG transparency is used), set the subject on \
