@@ -101,6 +101,10 @@ def test_ip_adapter_changes_the_clip(tiny_pipe, files):
         return np.stack(animate(pipe, IMG, motion_adapter=adapter, frames=2, steps=2, strength=1.0, cfg=cfg, seed=0,
                                 depth_map=IMG, pose_map=IMG, color_lock=0.0))
 
+    cut = np.stack(animate(tiny_pipe.with_ip_adapter(files["plus"], files["cv"], REF, weight=1.0), IMG, motion_adapter=adapter,
+                           frames=2, steps=4, strength=1.0, cfg=3.0, seed=0, depth_map=IMG, pose_map=IMG, color_lock=0.0,
+                           cfg_end=0.5))  # the clip's image embeds lose their uncond half mid-run too
+    assert np.isfinite(cut).all()
     for cfg in (1.0, 3.0):
         plain = clip(tiny_pipe, cfg)
         assert np.array_equal(clip(tiny_pipe.with_ip_adapter(files["plain"], files["cv"], REF, weight=0.0), cfg), plain)
