@@ -407,7 +407,7 @@ def test_damaged_original_layout_file_gives_a_model_file_error(tmp_path):
 def test_depth_and_pose_on_cuda_match_the_cpu_maps(da_root, aux_ckpts):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
+        pytest.skip("needs a CUDA GPU (none here)")
     img = _image()
     cpu = control_maps.depth_map(img, annotator_dirs=[da_root], resolution=64)
     gpu = control_maps.depth_map(img, annotator_dirs=[da_root], resolution=64, device="cuda")
