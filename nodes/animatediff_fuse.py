@@ -113,7 +113,7 @@ class ZRealism_AnimateDiffFuse:
                 pose_map=bridge.pick(poses, i) if poses is not None else None,
                 mask=bridge.pick(masks, i) if masks is not None else None,
                 depth_scale=v["depth_scale"], pose_scale=v["pose_scale"], control_end=v["control_end"],
-                loop=loop, color_lock=float(color_lock), callback=callback, chain=chain,
+                loop=loop, color_lock=float(color_lock), callback=callback, chain=chain, cancel=bridge.cancel_check(),
                 **detail_inputs.kwargs(d_scale, detail_start, detail_end, detail_hint, details, i),
             )
             if out and clip[0].shape != out[0].shape:

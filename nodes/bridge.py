@@ -279,6 +279,26 @@ def list_base_models() -> List[str]:
     return list_models("checkpoints") + diffusers_folders("diffusers")
 
 
+MAX_WALK_DEPTH = 6  # models/<folder>/<org>/<repo>/<sub>/...: deep enough for any layout people use
+
+
+def walk_models(root_dir: str, max_depth: int = MAX_WALK_DEPTH) -> Iterable[tuple]:
+    """os.walk for model dropdowns: follows symlinked folders (people link model stores in) but enters
+    each real folder once, so a symlink loop cannot hang /object_info, and stops `max_depth` levels down."""
+    seen = set()
+    for root, dirs, files in os.walk(root_dir, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        rel = os.path.relpath(root, root_dir)
+        if (0 if rel == "." else rel.count(os.sep) + 1) >= max_depth:
+            dirs[:] = []
+        dirs.sort()
+        yield root, dirs, files
+
+
 def _diffusers_marker_ok(folder_path: str, marker: str, class_name: Optional[str]) -> bool:
     path = os.path.join(folder_path, marker)
     if not os.path.isfile(path):
@@ -300,7 +320,7 @@ def diffusers_folders(folder: str, marker: str = "model_index.json", class_name:
     for root_dir in folder_locations(folder):
         if not os.path.isdir(root_dir):
             continue
-        for root, _dirs, files in os.walk(root_dir, followlinks=True):
+        for root, _dirs, files in walk_models(root_dir):
             if marker in files and _diffusers_marker_ok(root, marker, class_name):
                 found.append(DIFFUSERS_PREFIX + os.path.relpath(root, root_dir).replace(os.sep, "/"))
     return sorted(set(found))
@@ -498,6 +518,19 @@ def preview_progress(total: int) -> Optional[Callable[[int, int, Any], None]]:
         bar.update_absolute(step, total_, ("JPEG", Image.fromarray(rgb), 512))
 
     return update
+
+
+def cancel_check() -> Optional[Callable[[], bool]]:
+    """A `cancel` for the core inside ComfyUI (None outside): checked between detection stages, VAE
+    decode chunks and model-file loads; raises ComfyUI's own interrupt exception when the user pressed Cancel."""
+    if model_management is None:
+        return None
+
+    def cancelled() -> bool:
+        model_management.throw_exception_if_processing_interrupted()
+        return False
+
+    return cancelled
 
 
 def check_interrupted() -> None:

@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from . import bridge, detail_inputs
 from ..zrealism_core.errors import InputError
-from ..zrealism_core.params import SAMPLER_DEFAULTS as D, apply_params
+from ..zrealism_core.params import SAMPLER_DEFAULTS as D, apply_params, window_notes
 from ..zrealism_core.models.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
 
 def _float(default: float, lo: float, hi: float, step: float, tooltip: str) -> tuple:
@@ -124,7 +124,7 @@ class ZRealism_DualControlNetSampler:
                 depth_scale=float(v["depth_scale"]), pose_scale=float(v["pose_scale"]),
                 depth_start=float(depth_start), depth_end=float(v["depth_end"]),
                 pose_start=float(pose_start), pose_end=float(v["pose_end"]),
-                scheduler=scheduler, color_lock=float(color_lock), chain=chain,
+                scheduler=scheduler, color_lock=float(color_lock), chain=chain, cancel=bridge.cancel_check(),
                 depth_method=depth_method, detect_resolution=int(detect_resolution),
                 callback=callback if preview is None else None, preview=show if preview is not None else None,
                 **detail_inputs.kwargs(d_scale, detail_start, detail_end, detail_hint, details, i),
@@ -134,6 +134,7 @@ class ZRealism_DualControlNetSampler:
             pmaps.append(r.pose_map)
             notes.append((f"image {i + 1}", r.notes))
         chain.close()  # the next batch starts from the top of the chain (an error closes it on the way out)
+        notes.insert(0, ("params", window_notes(v, params, dict(depth_start=depth_start, pose_start=pose_start))))
         return bridge.numpy_to_image(results), bridge.numpy_to_image(dmaps), bridge.numpy_to_image(pmaps), job_report(notes)
 
 

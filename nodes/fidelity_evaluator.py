@@ -74,9 +74,9 @@ class ZRealism_FidelityEvaluator:
         frames = bridge.image_to_numpy(result)
         bridge.check_batch("source", sources, len(frames))
         src_masks = bridge.mask_to_numpy(mask) if mask is not None else None
-        if src_masks is not None and len(src_masks) != 1:
-            if len(sources) == 1 or len(src_masks) != len(sources):
-                raise InputError(f"mask has a batch of {len(src_masks)}; connect one mask for the source image.")
+        if src_masks is not None and len(src_masks) not in (1, len(sources)):  # the sources' rule: one, or one per source
+            raise InputError(f"mask has a batch of {len(src_masks)} for {len(sources)} source image(s); "
+                             "connect one mask for all source images, or one per source image.")
         res_masks = bridge.mask_to_numpy(result_mask) if result_mask is not None else None
         if res_masks is not None:
             bridge.check_batch("result_mask", res_masks, len(frames))
@@ -85,11 +85,10 @@ class ZRealism_FidelityEvaluator:
             report = evaluate(sources[0], frames[0], src_masks[0] if src_masks else None,
                               result_mask=res_masks[0] if res_masks else None, **maps)
             temporal = 1.0  # a still has no temporal dimension: neutral value
-        elif src_masks is not None and len(src_masks) > 1:
-            raise InputError("one source mask per frame is not supported: connect one mask for the source image.")
         else:
-            report = evaluate_video(sources if len(sources) > 1 else sources[0], frames,
-                                    src_masks[0] if src_masks else None, result_masks=res_masks, **maps)
+            src_mask = (src_masks if len(src_masks) > 1 else src_masks[0]) if src_masks else None
+            report = evaluate_video(sources if len(sources) > 1 else sources[0], frames, src_mask,
+                                    result_masks=res_masks, **maps)
             temporal = report.scores["temporal"]
         panel = render_panel(None, None, report)
         text = report.to_json(indent=None)

@@ -101,7 +101,7 @@ class ZRealism_ModelLoader:
         pipe = load_pipeline(
             base, depth, pose, vae=vae_path, device=dev, dtype=dtype,
             fallback=bool(cpu_fallback), annotator_dirs=bridge.annotator_dirs(), detail_controlnet=detail,
-            cache=not inside,
+            cache=not inside, cancel=bridge.cancel_check(),
             embedding_dirs=bridge.embedding_dirs(), clip_skip=int(clip_skip),
         )
         if inside:

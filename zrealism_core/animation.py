@@ -48,7 +48,7 @@ from .empty_maps import switch_off_empty
 from .models.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET, GuidanceSchedule, scheduled
 from .models.guidance import check as check_guidance
 from .models.placement import estimate_memory
-from .models.runtime import Attempt, check_cancel, expected_steps, make_step_callback, note, run_with_fallback, stage
+from .models.runtime import Attempt, cancel_between_calls, check_cancel, expected_steps, make_step_callback, note, run_with_fallback, stage
 from .text.encode import embeds_kwargs, fixed_prompt_encoding, pipeline_prompt_embeds
 
 log = logging.getLogger("zrealism")
@@ -105,6 +105,7 @@ def build_motion_unet(unet2d: Any, adapter: Any) -> Any:
             f"the motion model does not fit this checkpoint's UNet ({str(exc).splitlines()[0][:200]}); "
             "use an AnimateDiff motion module made for SD1.5 (e.g. mm_sd_v15_v2.ckpt) with an SD1.5 checkpoint."
         ) from exc
+    motion_unet._zrealism_sources = (unet2d, adapter)  # whose Parameters share_motion_weights re-assigns
     return motion_unet.train(False)
 
 
@@ -352,7 +353,8 @@ def animate(
     color_lock: 0..1, pull every frame's colours toward the still (inside `mask` if given).
     motion_lora: a motion LoRA path / MotionLora / list of them (needs peft); loaded for this call only.
     sparsectrl: an RGB SparseCtrl model (motion.load_sparsectrl): the still becomes the keyframe.
-    scheduler: a name from schedulers.SCHEDULER_NAMES, configured with AnimateDiff's schedule.
+    scheduler: a name from schedulers.SCHEDULER_NAMES, configured with AnimateDiff's schedule (SparseCtrl
+        keyframe mode always samples with DDIM; another choice is noted in `notes`).
     cancel: callable or threading.Event; stops within one step (CancelledError).
     fallback/chain/placement/prepare/restore: as in engine.transform (the one OOM chain; ComfyUI's
     placement); the memory estimate counts every frame generated.
@@ -429,6 +431,9 @@ def animate(
     n_run = expected_steps(steps, float(strength))
     if sparsectrl is not None and (float(cfg_end) < 1.0 or control_budget != "full"):
         note(notes, "cfg_end / control_budget not applied: SparseCtrl keyframe mode runs guidance on every step")
+    if sparsectrl is not None and scheduler != "ddim":
+        note(notes, f"scheduler {scheduler!r} not used: SparseCtrl keyframe mode samples with DDIM "
+                    "(it starts from the noised still, which needs DDIM's position-independent step)")
     step_cb = make_step_callback(callback, cancel=cancel)
 
     def job(attempt: Attempt) -> List[np.ndarray]:
@@ -455,7 +460,8 @@ def animate(
                     notes=notes)
             common.update(embeds_kwargs(mp, pos_embeds, neg_embeds))
             with torch.inference_mode(), scheduled(schedule, mp.controlnet, mp.unet), \
-                    fixed_prompt_encoding(mp, pos_embeds, neg_embeds):
+                    fixed_prompt_encoding(mp, pos_embeds, neg_embeds), \
+                    cancel_between_calls(mp.vae.decoder, cancel, "between VAE decode chunks"):
                 if sparsectrl is not None:
                     out = _run_sparsectrl(mp, still_pil, n_gen, float(strength), float(sparsectrl_scale), loop, common)
                 else:
@@ -524,8 +530,29 @@ def _set_free_noise(mp: Any, n_frames: int, window: int, stride: int) -> None:
         current = (getattr(mp, "_free_noise_context_length", None), getattr(mp, "_free_noise_context_stride", None))
         if not mp.free_noise_enabled or current != (window, stride):
             mp.enable_free_noise(context_length=window, context_stride=stride)
+            share_motion_weights(mp)
     elif mp.free_noise_enabled:
         mp.disable_free_noise()
+        share_motion_weights(mp)
+
+
+def share_motion_weights(mp: Any) -> int:
+    """Point the motion UNet's parameters back at the shared ones after diffusers rebuilt its motion
+    blocks: enable_free_noise / disable_free_noise make new transformer blocks and copy the weights into
+    them; re-assigning the original Parameter objects (the still UNet's and the adapter's, which ComfyUI's
+    patchers track) drops those copies again. Returns how many tensors were re-pointed."""
+    sources = getattr(mp.unet, "_zrealism_sources", None)
+    if sources is None:
+        return 0
+    params: Dict[str, Any] = {}
+    for module in sources:
+        params.update(module.named_parameters())
+    state = dict(mp.unet.state_dict(keep_vars=True))  # buffers (positional tables) stay the rebuilt blocks' own
+    shared = {k: params[k] for k in state if k in params}
+    state.update(shared)
+    mp.unet.load_state_dict(state, strict=True, assign=True)
+    log.info("zrealism: FreeNoise windows share the motion weights (%d tensors re-pointed, no copies)", len(shared))
+    return len(shared)
 
 
 def _run_sparsectrl(mp: Any, still_pil: Any, n: int, strength: float, scale: float, loop: str, common: Dict[str, Any]) -> Any:

@@ -166,6 +166,21 @@ class ControlMaps(NamedTuple):
     pose: Optional[np.ndarray]
 
 
+MIN_MAP_SIDE = 64  # a given map smaller than this (or than the image) on its short side is refused
+
+
+def _check_map_size(rgb: np.ndarray, kind: str, h: int, w: int) -> np.ndarray:
+    """Refuse a given map too small to guide anything (a 1x1 'map' would be silently upscaled)."""
+    mh, mw = rgb.shape[:2]
+    need = min(MIN_MAP_SIDE, h, w)
+    if min(mh, mw) < need:
+        raise InputError(
+            f"the {kind} is {mw}x{mh} px: a control map must be at least {need} px on its short side "
+            f"(the image is {w}x{h}). Connect a map made at the image's resolution, or disconnect it to detect one."
+        )
+    return rgb
+
+
 def prepare_maps(
     image: np.ndarray,
     *,
@@ -199,7 +214,7 @@ def prepare_maps(
          lambda: pose_map(image, annotator_dirs=annotator_dirs, resolution=resolution, device=device, mask=mask)),
     ):
         if given is not None:
-            found = resize_rgb(to_rgb(given, name=kind), h, w)
+            found = resize_rgb(_check_map_size(to_rgb(given, name=kind), kind, h, w), h, w)
         elif needed:
             with stage(kind, timings):
                 found = resize_rgb(detect(), h, w)

@@ -248,6 +248,7 @@ def load_pipeline(
       annotator_dirs: folders with detector weights for automatic depth/pose maps
       embedding_dirs: folders with textual-inversion embeddings for `embedding:NAME` in prompts
       clip_skip (1): CLIP layer the prompts are read from, 1 = last, 2 = penultimate (CLIPSetLastLayer -2)
+      cancel: callable or threading.Event, checked between the model files (CancelledError)
     Models are loaded on the CPU; a job moves them to the device (so OOM fallback covers it).
     """
     from .models import loaders
@@ -259,6 +260,7 @@ def load_pipeline(
     annotator_dirs = options.pop("annotator_dirs", None)
     text = TextOptions(clip_skip=check_clip_skip(options.pop("clip_skip", 1)),
                        embedding_dirs=[str(d) for d in options.pop("embedding_dirs", None) or ()])
+    cancel = options.pop("cancel", None)
     if options:
         raise InputError(f"load_pipeline got unknown option(s): {', '.join(sorted(options))}.")
 
@@ -285,11 +287,15 @@ def load_pipeline(
         checked = None if hub else loaders.check_base(base)  # base errors first: they are the most common
         unet_cfg = _hub_unet_config(base) if hub else loaders.base_unet_config(base, config)
         depth = loaders.load_controlnet(depth_controlnet, "depth", unet_cfg, plan.dtype, allow_download=allow_download)
+        runtime.check_cancel(cancel, "between model-file loads")
         pose = loaders.load_controlnet(pose_controlnet, "pose", unet_cfg, plan.dtype, allow_download=allow_download)
         nets = [depth, pose]
         if detail_controlnet:
+            runtime.check_cancel(cancel, "between model-file loads")
             nets.append(loaders.load_controlnet(detail_controlnet, "detail", unet_cfg, plan.dtype, allow_download=allow_download))
+        runtime.check_cancel(cancel, "between model-file loads")
         vae_model = loaders.load_vae(vae, loaders.config_folder(config) if not Path(str(base)).is_dir() else Path(str(base)), plan.dtype) if vae else None
+        runtime.check_cancel(cancel, "between model-file loads")
         sd = loaders.load_sd_pipeline(
             base, nets, vae=vae_model, config=config, dtype=plan.dtype, allow_download=allow_download,
             checked=checked,
@@ -351,8 +357,8 @@ def _resize_mask(m: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
 
 
-def _window(scale: float, start: float, end: float, name: str) -> Tuple[float, float, float]:
-    """Validated (scale, start, end); an empty window means the net is off (scale 0)."""
+def _window(scale: float, start: float, end: float, name: str, notes: Optional[List[str]] = None) -> Tuple[float, float, float]:
+    """Validated (scale, start, end); an empty window means the net is off (scale 0), said in `notes`."""
     for label, v in (("scale", scale), ("start", start), ("end", end)):
         if not isinstance(v, (int, float)) or not np.isfinite(v):
             raise InputError(f"{name} {label} must be a number; got {v!r}.")
@@ -361,6 +367,9 @@ def _window(scale: float, start: float, end: float, name: str) -> Tuple[float, f
     if not (0.0 <= start <= 1.0 and 0.0 <= end <= 1.0):
         raise InputError(f"{name} start/end must be between 0 and 1; got {start}..{end}.")
     if start >= end:
+        if scale > 0:
+            runtime.note(notes, f"{name} ControlNet off: start >= end ({name}_start {start:g}, {name}_end {end:g}); "
+                                f"lower {name}_start or raise {name}_end")
         return 0.0, 0.0, 1.0  # diffusers rejects start >= end; such a window simply never applies
     return float(scale), float(start), float(end)
 
@@ -460,13 +469,13 @@ def transform(
         raise InputError(f"cfg must be a number of 0 or more; got {cfg!r}.")
     if not isinstance(color_lock, (int, float)) or not 0.0 <= color_lock <= 1.0:
         raise InputError(f"color lock strength must be between 0 and 1; got {color_lock!r}.")
-    d_scale, d_start, d_end = _window(depth_scale, depth_start, depth_end, "depth")
-    p_scale, p_start, p_end = _window(pose_scale, pose_start, pose_end, "pose")
     guidance.check(cfg_end, control_budget)
     seed = int(seed) & 0xFFFFFFFFFFFFFFFF
 
     timings: Dict[str, float] = {}
     notes: List[str] = []  # runtime.note(notes, ...) for everything switched off or changed on the user's behalf
+    d_scale, d_start, d_end = _window(depth_scale, depth_start, depth_end, "depth", notes)
+    p_scale, p_start, p_end = _window(pose_scale, pose_start, pose_end, "pose", notes)
     rgb = to_rgb(image, name="image")
     h0, w0 = rgb.shape[:2]
     h, w = round_to_8(h0, w0)

@@ -340,8 +340,9 @@ def evaluate_video(source: Any, frames: Any, mask: Any = None, *, result_masks: 
     frame in diagnostics) plus `temporal` (flow-warping error and luminance flicker).
     report.control is measured on the worst frame (see evaluate() for depth_map / pose_map).
 
-    `source` may also be a sequence with one source per frame. A one-frame clip has no temporal
-    information: temporal is then 1.0 (neutral, not gated) and a note says so.
+    `source` may also be a sequence with one source per frame, and `mask` (the source character mask)
+    follows the same rule as the sources: one mask for every source, or a sequence with one per source.
+    A one-frame clip has no temporal information: temporal is then 1.0 (neutral, not gated) and a note says so.
     """
     items = _frames_list(frames)
     if not items:
@@ -358,8 +359,12 @@ def evaluate_video(source: Any, frames: Any, mask: Any = None, *, result_masks: 
     if len(masks) not in (1, len(items)):
         raise InputError(f"{len(masks)} result masks for {len(items)} frames: pass one mask, or one per frame.")
 
+    src_masks = list(mask) if isinstance(mask, (list, tuple)) else [mask]
+    if len(src_masks) not in (1, len(sources)):
+        raise InputError(f"{len(src_masks)} source masks for {len(sources)} sources: pass one mask, or one per source.")
+
     notes: List[str] = []
-    src_cache = [_Source(s, mask, notes) for s in sources]
+    src_cache = [_Source(s, src_masks[0] if len(src_masks) == 1 else src_masks[j], notes) for j, s in enumerate(sources)]
     per_frame, diags, rgbs, regions = [], [], [], []
     worst, worst_key, worst_artifacts = 0, (2.0, 2.0), {}
     for i, frame in enumerate(items):

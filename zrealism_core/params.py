@@ -8,7 +8,7 @@ add it to a row (or add a row); nothing else needs to change.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 # The sampler's own defaults (the node's widget defaults and `zrealism run`'s starting point).
 SAMPLER_DEFAULTS: Dict[str, Any] = {
@@ -64,4 +64,18 @@ def apply_params(values: Dict[str, Any], params: Any, target: str = "still") -> 
             continue
         for name in row.get(target, ()):
             out[name] = int(value) if name in _INTEGER else float(value)
+    return out
+
+
+def window_notes(values: Dict[str, Any], params: Any, starts: Dict[str, float]) -> List[str]:
+    """Which widget turned a ControlNet off: the params replace `*_end` (control_end) but not `*_start`,
+    so a start widget at or above the params' end leaves that net an empty window. One line per net."""
+    if params is None:
+        return []
+    out = []
+    for net in ("depth", "pose"):
+        start, end, scale = starts.get(f"{net}_start", 0.0), values.get(f"{net}_end", 1.0), values.get(f"{net}_scale", 0.0)
+        if scale > 0 and start >= end:
+            out.append(f"{net} ControlNet off: the {net}_start widget ({start:g}) is at or after {net}_end {end:g}, "
+                       f"which comes from the connected params (its control_end); lower {net}_start or disconnect params")
     return out

@@ -145,10 +145,25 @@ def make_step_callback(
     return step_end
 
 
-def check_cancel(cancel: Any) -> None:
-    """Raise CancelledError if cancellation was requested (for checks between stages)."""
+def check_cancel(cancel: Any, where: str = "before sampling") -> None:
+    """Raise CancelledError if cancellation was requested (for checks between stages). A `cancel`
+    callable may also raise its own exception (ComfyUI's interrupt), which propagates as is."""
     if _cancel_requested(cancel):
-        raise CancelledError("cancelled before sampling")
+        raise CancelledError(f"cancelled {where}")
+
+
+@contextlib.contextmanager
+def cancel_between_calls(module: Any, cancel: Any, where: str) -> Iterator[None]:
+    """Check `cancel` before every call of `module` inside the block (e.g. the VAE decoder, called once
+    per decode chunk), so Cancel stops between chunks."""
+    if cancel is None:
+        yield
+        return
+    handle = module.register_forward_pre_hook(lambda m, args: check_cancel(cancel, where))
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 # ------------------------------------------------------------------ fallback
