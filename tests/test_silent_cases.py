@@ -40,7 +40,7 @@ def test_params_report_which_widget_turned_a_net_off(pack, comfy_fakes, tiny_set
 
 
 def test_tiny_maps_are_refused(tiny_pipe):
-    big = rand_image(64, 64, 0)
+    big = rand_image(256, 256, 0)
     with pytest.raises(InputError, match=r"depth map is 1x1 px.*at least 64 px"):
         transform(tiny_pipe, big, steps=2, denoise=0.5, depth_map=np.ones((1, 1, 3), np.float32), pose_map=big)
     # a map at the image's own size is fine even when the image is smaller than 64 px

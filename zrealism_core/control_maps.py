@@ -166,17 +166,17 @@ class ControlMaps(NamedTuple):
     pose: Optional[np.ndarray]
 
 
-MIN_MAP_SIDE = 64  # a given map smaller than this (or than the image) on its short side is refused
+MIN_MAP_SIDE = 64  # a given map's short side must reach this (a quarter of the image's, for images under 256 px)
 
 
 def _check_map_size(rgb: np.ndarray, kind: str, h: int, w: int) -> np.ndarray:
     """Refuse a given map too small to guide anything (a 1x1 'map' would be silently upscaled)."""
     mh, mw = rgb.shape[:2]
-    need = min(MIN_MAP_SIDE, h, w)
+    need = max(1, min(MIN_MAP_SIDE, min(h, w) // 4))
     if min(mh, mw) < need:
         raise InputError(
             f"the {kind} is {mw}x{mh} px: a control map must be at least {need} px on its short side "
-            f"(the image is {w}x{h}). Connect a map made at the image's resolution, or disconnect it to detect one."
+            f"({MIN_MAP_SIDE} px, or a quarter of the image's short side for images under {4 * MIN_MAP_SIDE} px; the image is {w}x{h}). Connect a map made at the image's resolution, or disconnect it to detect one."
         )
     return rgb
 
