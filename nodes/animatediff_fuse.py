@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, Tuple
 
 from . import bridge, detail_inputs
+from .speed_inputs import speed_inputs
 from ..zrealism_core.errors import InputError
-from ..zrealism_core.params import CLIP_DEFAULTS as D, apply_params
+from ..zrealism_core.params import CLIP_DEFAULTS as D, apply_params, apply_preset
 
 
 def _float(default: float, lo: float, hi: float, step: float, tooltip: str) -> tuple:
@@ -65,6 +66,7 @@ class ZRealism_AnimateDiffFuse:
                 "mask": ("MASK", {"tooltip": "Character mask (1 = character) limiting the colour lock. One for all stills or one per still."}),
                 "params": ("ZREALISM_PARAMS", {"tooltip": "Recommendations from Heuristic Analyzer. When connected they REPLACE depth_scale, pose_scale and control_end."}),
                 **detail_inputs.optional_inputs(),
+                **speed_inputs(),
             },
         }
 
@@ -73,7 +75,8 @@ class ZRealism_AnimateDiffFuse:
                 depth_scale: float, pose_scale: float, control_end: float,
                 depth_map: Any = None, pose_map: Any = None, mask: Any = None, params: Any = None,
                 detail_scale: float = 0.0, detail_start: float = 0.0, detail_end: float = 1.0, detail_hint: str = "auto",
-                detail_map: Any = None) -> Tuple[Any, float, str]:
+                detail_map: Any = None,
+                cfg_end: float = 1.0, control_budget: str = "full", preset: str = "quality") -> Tuple[Any, float, str]:
         from ..zrealism_core.animation import animate
         from ..zrealism_core.engine import ZRealismPipeline
         from ..zrealism_core.models.motion import MotionModel
@@ -86,6 +89,7 @@ class ZRealism_AnimateDiffFuse:
         v = apply_params(dict(depth_scale=depth_scale, pose_scale=pose_scale, control_end=control_end,
                               detail_scale=detail_scale), params, "clip")
         d_scale = detail_inputs.detail_scale(pipe, detail_scale, v)
+        v = apply_preset(dict(v, cfg_end=cfg_end, control_budget=control_budget, detail_end=detail_end), preset, "clip")
         stills = bridge.image_to_numpy(still)
         batch = len(stills)
         depths = bridge.image_to_numpy(depth_map) if depth_map is not None else None
@@ -114,7 +118,8 @@ class ZRealism_AnimateDiffFuse:
                 mask=bridge.pick(masks, i) if masks is not None else None,
                 depth_scale=v["depth_scale"], pose_scale=v["pose_scale"], control_end=v["control_end"],
                 loop=loop, color_lock=float(color_lock), callback=callback, chain=chain, cancel=bridge.cancel_check(),
-                **detail_inputs.kwargs(d_scale, detail_start, detail_end, detail_hint, details, i),
+                **detail_inputs.kwargs(d_scale, detail_start, v["detail_end"], detail_hint, details, i),
+                cfg_end=float(v["cfg_end"]), control_budget=v["control_budget"],
             )
             if out and clip[0].shape != out[0].shape:
                 raise InputError("the stills of a batch must have the same size to give one IMAGE batch of frames.")

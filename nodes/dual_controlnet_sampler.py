@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Tuple
 
 from . import bridge, detail_inputs
+from .speed_inputs import speed_inputs
 from ..zrealism_core.errors import InputError
-from ..zrealism_core.params import SAMPLER_DEFAULTS as D, apply_params, window_notes
+from ..zrealism_core.params import SAMPLER_DEFAULTS as D, apply_params, apply_preset, window_notes
 from ..zrealism_core.models.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
 
 def _float(default: float, lo: float, hi: float, step: float, tooltip: str) -> tuple:
@@ -74,6 +75,7 @@ class ZRealism_DualControlNetSampler:
                                                          "steps, cfg, denoise, depth_scale, pose_scale and depth_end/pose_end (its control_end); "
                                                          "disconnect it to use the widget values."}),
                 **detail_inputs.optional_inputs(),
+                **speed_inputs(),
             },
         }
 
@@ -82,7 +84,8 @@ class ZRealism_DualControlNetSampler:
                pose_start: float, pose_end: float, scheduler: str, color_lock: float,
                depth_method: str = "auto", detect_resolution: int = 512, mask: Any = None, depth_map: Any = None, pose_map: Any = None, params: Any = None,
                detail_scale: float = 0.0, detail_start: float = 0.0, detail_end: float = 1.0, detail_hint: str = "auto",
-               detail_map: Any = None) -> Tuple[Any, Any, Any, str]:
+               detail_map: Any = None,
+               cfg_end: float = 1.0, control_budget: str = "full", preset: str = "quality") -> Tuple[Any, Any, Any, str]:
         from ..zrealism_core.engine import ZRealismPipeline, transform
         from ..zrealism_core.models.runtime import expected_steps, job_report
 
@@ -91,6 +94,7 @@ class ZRealism_DualControlNetSampler:
         v = apply_params(dict(steps=steps, cfg=cfg, denoise=denoise, depth_scale=depth_scale, pose_scale=pose_scale,
                               depth_end=depth_end, pose_end=pose_end, detail_scale=detail_scale), params)
         d_scale = detail_inputs.detail_scale(pipe, detail_scale, v)
+        v = apply_preset(dict(v, cfg_end=cfg_end, control_budget=control_budget, detail_end=detail_end), preset, "still")
         images = bridge.image_to_numpy(image)
         batch = len(images)
         masks = bridge.mask_to_numpy(mask) if mask is not None else None
@@ -127,7 +131,8 @@ class ZRealism_DualControlNetSampler:
                 scheduler=scheduler, color_lock=float(color_lock), chain=chain, cancel=bridge.cancel_check(),
                 depth_method=depth_method, detect_resolution=int(detect_resolution),
                 callback=callback if preview is None else None, preview=show if preview is not None else None,
-                **detail_inputs.kwargs(d_scale, detail_start, detail_end, detail_hint, details, i),
+                **detail_inputs.kwargs(d_scale, detail_start, v["detail_end"], detail_hint, details, i),
+                cfg_end=float(v["cfg_end"]), control_budget=v["control_budget"],
             )
             results.append(r.image)
             dmaps.append(r.depth_map)

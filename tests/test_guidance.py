@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from fakes.engine_fixtures import _one_thread, rand_image, tiny_pipe, tiny_set  # noqa: F401 (fixtures)
+from fakes.engine_fixtures import _one_thread, comfy_fakes, rand_image, tiny_pipe, tiny_set  # noqa: F401 (fixtures)
 from zrealism_core import InputError
 from zrealism_core.animation import animate
 from zrealism_core.empty_maps import empty_reason
@@ -238,3 +238,120 @@ def test_clip_cfg_end_prompt_branch_and_empty_pose(tiny_pipe, adapter, caplog):
     assert seen["pose"] == [] and seen["depth"] == [2 * f] * 4
     assert "pose ControlNet off: the pose map has no keypoints (all black)" in c.notes
     assert "pose ControlNet off" in caplog.text
+
+
+# ------------------------------------------------------------------ preset and nodes
+
+def test_fast_preset_overrides_only_its_three_settings():
+    from zrealism_core.params import apply_preset
+
+    still_v = dict(steps=25, cfg=7.0, depth_end=0.8, pose_end=0.5, cfg_end=1.0, control_budget="full")
+    fast = apply_preset(still_v, "fast")
+    assert fast == dict(still_v, cfg_end=0.5, control_budget="prompt_branch", depth_end=0.6, pose_end=0.5)
+    assert apply_preset(still_v, "quality") == still_v
+    clip_v = dict(control_end=1.0, cfg_end=1.0, control_budget="full", depth_scale=0.7)
+    assert apply_preset(clip_v, "fast", "clip") == dict(clip_v, control_end=0.6, cfg_end=0.5, control_budget="prompt_branch")
+    with pytest.raises(InputError, match="preset"):
+        apply_preset(still_v, "turbo")
+
+
+def test_analyzer_report_states_the_fast_trade_off():
+    from zrealism_core.analysis import analyze
+
+    report = analyze(rand_image(48, 40, 3)).report
+    assert "Preset 'fast'" in report and "steps unchanged" in report and "prompt adherence" in report
+
+
+def _pack_pipe(pack, comfy_fakes, tiny_set):
+    from test_engine_nodes import _install_models, _load
+
+    _install_models(comfy_fakes.models, tiny_set)
+    return _load(pack)
+
+
+def test_speed_inputs_are_last_and_optional(pack):
+    for node_id in ("ZRealism_DualControlNetSampler", "ZRealism_AnimateDiffFuse"):
+        spec = pack.nodes.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
+        assert list(spec["optional"])[-3:] == ["cfg_end", "control_budget", "preset"]
+        assert all(spec["optional"][k][1].get("tooltip") for k in ("cfg_end", "control_budget", "preset"))
+        assert spec["optional"]["preset"][1]["default"] == "quality" and spec["optional"]["cfg_end"][1]["default"] == 1.0
+
+
+def test_sampler_node_fast_preset_and_empty_pose_map(pack, comfy_fakes, tiny_set):
+    pipe = _pack_pipe(pack, comfy_fakes, tiny_set)
+    sampler = pack.nodes.NODE_CLASS_MAPPINGS["ZRealism_DualControlNetSampler"]()
+    args = dict(prompt="photo", negative="drawing", seed=3, steps=8, cfg=7.0, denoise=0.5, depth_scale=0.7,
+                pose_scale=0.7, depth_start=0.0, depth_end=1.0, pose_start=0.0, pose_end=1.0,
+                scheduler="dpmpp_2m_karras", color_lock=0.0)
+    image = torch.from_numpy(IMG[None])
+    depth, pose = pipe.controlnets
+    with Batches(unet=pipe.sd.unet, depth=depth, pose=pose) as seen:
+        _, _, _, report = sampler.sample(pipe, image, depth_map=torch.from_numpy(DEPTH[None]),
+                                         pose_map=torch.from_numpy(BLACK[None]), preset="fast", **args)
+    # 4 steps: guidance on 2; depth on the prompt branch only, until 0.6 of the schedule; pose off (empty map)
+    assert seen == {"unet": [2, 2, 1, 1], "depth": [1, 1], "pose": []}
+    assert "image 1: pose ControlNet off: the pose map has no keypoints (all black)" in report
+
+
+def test_fuse_node_cfg_end_and_budget(pack, comfy_fakes, tiny_set):
+    from test_animate_nodes import FUSE_ARGS, _motion, frames_tensor
+
+    pipe = _pack_pipe(pack, comfy_fakes, tiny_set)
+    motion = _motion(pack, comfy_fakes)
+    fuse = pack.nodes.NODE_CLASS_MAPPINGS["ZRealism_AnimateDiffFuse"]()
+    maps = frames_tensor(1, 16, 16, 2)
+    depth, pose = pipe.controlnets
+    args = dict(FUSE_ARGS, steps=4, cfg=7.0)
+    with Batches(depth=depth, pose=pose) as seen:
+        fuse.animate(pipe, motion, frames_tensor(1, 16, 16, 1), depth_map=maps, pose_map=maps,
+                     cfg_end=0.5, control_budget="prompt_branch", **args)
+    f = args["frames"]
+    assert seen == {"depth": [f] * 4, "pose": [f] * 4}  # prompt branch only, then one branch after the cutoff
+
+
+def test_cli_run_preset_fast(tmp_path, capsys):
+    import json
+
+    from zrealism_core.cli import main
+    from zrealism_core.commands.selftest import write_tiny_models_dir
+
+    models = write_tiny_models_dir(tmp_path / "models")
+    out = tmp_path / "out"
+    rc = main(["run", "--sample", "--models", str(models), "--out", str(out), "--preset", "fast", "--size", "64",
+               "--steps", "4", "--device", "cpu", "--dtype", "fp32", "--no-progress"])
+    assert rc == 0
+    s = json.loads((out / "report.json").read_text())["settings"]
+    assert s["cfg_end"] == 0.5 and s["control_budget"] == "prompt_branch"
+    assert s["depth_end"] <= 0.6 and s["pose_end"] <= 0.6 and s["steps"] == 4
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--sample", "--preset", "turbo"])
+    assert exc.value.code == 2
+
+
+def test_clip_cfg_end_with_an_ip_adapter_slices_the_image_embeds(tiny_pipe, adapter, tmp_path):
+    from zrealism_core.testing import tiny_ip_adapter as tip
+
+    ip = tip.write_tiny_ip_adapter(tmp_path / "ip-adapter-plus_tiny.safetensors", "plus")
+    cv = tip.write_tiny_clip_vision(tmp_path / "tiny-clip-vision.safetensors")
+    view = tiny_pipe.with_ip_adapter(ip, cv, rand_image(40, 48, 5), weight=1.0)
+    mods = motion_nets(tiny_pipe, adapter)
+    with Batches(unet=mods["unet"]) as seen:
+        cut = clip(view, adapter, cfg_end=0.5, control_budget="prompt_branch")
+    assert seen["unet"] == [2, 2, 1, 1]
+    full = clip(view, adapter)
+    assert all(np.isfinite(f).all() for f in cut) and np.abs(np.stack(cut) - np.stack(full)).max() > 1e-4
+
+
+def test_detail_net_is_sliced_and_budgeted_like_the_others_and_a_flat_detail_map_is_off():
+    from test_detail_net import _detail_pipe
+
+    pipe = _detail_pipe()
+    depth, pose, detail = pipe.controlnets
+    lines = rand_image(32, 40, 7)
+    with Batches(unet=pipe.sd.unet, depth=depth, pose=pose, detail=detail) as seen:
+        r = still(pipe, detail_scale=0.6, detail_map=lines, cfg_end=0.5, control_budget="prompt_branch")
+    assert seen == {"unet": [2, 2, 1, 1], "depth": [1] * 4, "pose": [1] * 4, "detail": [1] * 4}
+    assert np.isfinite(r.image).all()
+    with Batches(detail=detail) as seen:
+        r = still(pipe, detail_scale=0.6, detail_map=np.full((32, 40, 3), 0.3, np.float32))
+    assert seen["detail"] == [] and any(n.startswith("detail ControlNet off: the detail map has no contrast") for n in r.notes)

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError
+from .params import preset_report
 from .imaging.images import split_rgb_alpha, to_mask
 from .imaging.masks import border_connected, border_reference_lab, near_colour_u8
 from .text.tokens import CLIP_MAX_TOKENS, count_tokens, join_fragments, split_fragments
@@ -323,6 +324,7 @@ def _report(f, p: RecommendedParams, positive, negative, pos_n, neg_n, source, d
         f"  denoise {p.denoise:.2f}  steps {p.steps}  cfg {p.cfg:.1f}  detail scale "
         + (f"{p.detail_scale:.2f} (with a detail ControlNet)" if p.detail_scale > 0 else "none (photo)"),
         "  (richer structure -> stronger, longer control and lower denoise; flat art -> more denoise, lighter depth)",
+        preset_report(p.control_end),
         f"Positive ({pos_n}/{CLIP_MAX_TOKENS} tokens): {positive}",
         f"Negative ({neg_n}/{CLIP_MAX_TOKENS} tokens): {negative}",
     ]

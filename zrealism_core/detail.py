@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from .detail_hints import EmptyHintError, detail_hint, resolve_kind
+from .empty_maps import switch_off_empty
 from .errors import InputError
 from .imaging.images import resize_rgb, to_rgb
 from .models.runtime import note, stage
@@ -91,6 +92,8 @@ def detail_control(pipe: Any, rgb: np.ndarray, *, scale: float = 0.0, start: flo
         if image.shape[:2] != (h, w):
             note(notes, f"detail map {image.shape[1]}x{image.shape[0]} resized to the image's {w}x{h}")
             image = resize_rgb(image, h, w)
+        if switch_off_empty("detail", image, scale, detected=False, notes=notes) == 0.0:  # a flat map says nothing
+            return DetailControl(True, None)
         return DetailControl(True, np.ascontiguousarray(image, dtype=np.float32), scale, start, end, "map")
     try:
         with stage("detail hint", timings, kind):

@@ -49,6 +49,7 @@ class RunOptions:
     ip_weight: float = 0.6
     embedding_dirs: List[Path] = field(default_factory=list)  # for embedding:NAME in prompts
     clip_skip: int = 1  # 1 = CLIP's last layer, 2 = penultimate
+    preset: str = "quality"  # speed preset (params.PRESETS): "fast" = cfg_end 0.5, prompt_branch, control end <= 0.6
 
 
 @dataclass
@@ -164,7 +165,8 @@ def run_image(
     from .evaluation import evaluate, evaluate_video
     from .imaging.images import load_image, save_image
     from .imaging.panel import render_panel
-    from .params import CLIP_DEFAULTS, SAMPLER_DEFAULTS, apply_params
+    from .models.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET
+    from .params import CLIP_DEFAULTS, SAMPLER_DEFAULTS, apply_params, apply_preset
     from .prep import prepare_white_background
 
     if image is None:
@@ -203,6 +205,8 @@ def run_image(
             settings["steps"] = int(options.steps)
         if options.denoise is not None:
             settings["denoise"] = float(options.denoise)
+        speed = dict(cfg_end=DEFAULT_CFG_END, control_budget=DEFAULT_CONTROL_BUDGET)
+        settings = apply_preset(dict(settings, **speed), options.preset, "still")  # as the node: after params
         positive = options.prompt or analysis.positive
         negative = options.negative or analysis.negative
         extra = {"scheduler": options.scheduler} if options.scheduler else {}
@@ -216,7 +220,8 @@ def run_image(
                 depth_scale=float(settings["depth_scale"]), pose_scale=float(settings["pose_scale"]),
                 depth_start=float(settings["depth_start"]), depth_end=float(settings["depth_end"]),
                 pose_start=float(settings["pose_start"]), pose_end=float(settings["pose_end"]),
-                color_lock=float(options.color_lock), callback=_step_progress("still", progress), **extra,
+                color_lock=float(options.color_lock), callback=_step_progress("still", progress),
+                cfg_end=float(settings["cfg_end"]), control_budget=settings["control_budget"], **extra,
             )
         frames, clip_settings = None, None
         if options.video:
@@ -224,6 +229,7 @@ def run_image(
 
             # AnimateDiff Fuse's defaults, replaced by the analyzer's params, as in the video workflow
             clip_settings = apply_params(dict(CLIP_DEFAULTS), analysis.params, "clip")
+            clip_settings = apply_preset(dict(clip_settings, **speed), options.preset, "clip")
             with timed("video"):
                 frames = animate(
                     pipe, still.image, motion_adapter=motion_adapter, frames=int(options.frames), fps=options.fps,

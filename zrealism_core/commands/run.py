@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import adapters
 from ..errors import InputError
+from ..params import DEFAULT_PRESET, PRESET_NAMES
 
 
 def register(sub) -> None:
@@ -49,6 +50,9 @@ def register(sub) -> None:
                    help="folder of textual-inversion embeddings for embedding:NAME in prompts (repeatable; "
                         "--models adds its embeddings/ folder)")
     g.add_argument("--clip-skip", type=int, default=1, help="CLIP layer the prompts are read from: 1 = last (default), 2 = penultimate")
+    g.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESET_NAMES),
+                   help="speed preset: fast = guidance on the first half of the steps, ControlNets once per step and "
+                        "ending by 0.6 (about half the UNet/ControlNet work; steps unchanged). Default quality")
     v = p.add_argument_group("video")
     v.add_argument("--video", action="store_true", help="also animate the still into a clip (needs a motion module)")
     v.add_argument("--frames", type=int, default=16, help="clip length in frames (default 16)")
@@ -90,6 +94,7 @@ def options_from(args: argparse.Namespace):
         ip_weight=args.ip_weight,
         embedding_dirs=list(args.embeddings) + ([args.models / "embeddings"] if args.models and (args.models / "embeddings").is_dir() else []),
         clip_skip=args.clip_skip,
+        preset=args.preset,
     )
 
 
