@@ -438,9 +438,10 @@ def speed_cases(args) -> dict:
             with FlopCounterMode(display=False) as fc_plain:
                 run_job("plain", plain, p, args.size)
             plain_flops[key] = denoise_flops(fc_plain)
-        n_steps = int(o["steps"] * o["denoise"])
+        n_steps, n_plain = int(o["steps"] * o["denoise"]), int(p["steps"] * p["denoise"])
         res["cases"][n] = dict(ours_job=o, plain_job=p, ours_gflop=denoise_flops(fc) / 1e9,
-                               plain_gflop=plain_flops[key] / 1e9, ours_s=[], plain_s=[], steps_run=n_steps)
+                               plain_gflop=plain_flops[key] / 1e9, ours_s=[], plain_s=[], steps_run=n_steps,
+                               plain_steps_run=n_plain)
         c = res["cases"][n]
         c["flop_ratio"] = c["ours_gflop"] / c["plain_gflop"]
         print(f"  {n}: denoising loop {c['ours_gflop']:.1f} GFLOP (ours) vs {c['plain_gflop']:.1f} GFLOP (plain), "
@@ -474,12 +475,12 @@ def speed_cases(args) -> dict:
         c["wall_ratio"] = statistics.median(c["ours_s"]) / statistics.median(c["plain_s"])
         if d and d["ours_s"]:
             c["gflop_per_s"] = c["ours_gflop"] / statistics.median(c["ours_s"])
-    print(f"\n| case | steps run | FLOPs vs plain diffusers (goal) | wall vs plain diffusers (goal) | ours | plain |")
+    print(f"\n| case | steps run (ours / plain) | FLOPs vs plain diffusers (goal) | wall vs plain diffusers (goal) | ours | plain |")
     print("|---|---|---|---|---|---|")
     for n in names:
         c = res["cases"][n]
         fg, wg = GOALS[n]
-        print(f"| {n} | {c['steps_run']} | {c['flop_ratio']:.3f} ({fg or '-'}) | {c['wall_ratio']:.3f} ({wg or '-'}) | "
+        print(f"| {n} | {c['steps_run']} / {c['plain_steps_run']} | {c['flop_ratio']:.3f} ({fg or '-'}) | {c['wall_ratio']:.3f} ({wg or '-'}) | "
               f"{statistics.median(c['ours_s']):.2f} s, {c['ours_gflop']:.0f} GFLOP | "
               f"{statistics.median(c['plain_s']):.2f} s, {c['plain_gflop']:.0f} GFLOP |")
     return res
