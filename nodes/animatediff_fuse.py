@@ -6,6 +6,7 @@ from typing import Any, Tuple
 
 from . import bridge, detail_inputs
 from .speed_inputs import speed_inputs
+from ..zrealism_core.detail import scale_from_params
 from ..zrealism_core.errors import InputError
 from ..zrealism_core.params import CLIP_DEFAULTS as D, apply_params, apply_preset
 
@@ -88,7 +89,7 @@ class ZRealism_AnimateDiffFuse:
             raise InputError("motion must come from Z-Realism Motion Model Loader.")
         v = apply_params(dict(depth_scale=depth_scale, pose_scale=pose_scale, control_end=control_end,
                               detail_scale=detail_scale), params, "clip")
-        d_scale = detail_inputs.detail_scale(pipe, detail_scale, v)
+        d_scale = scale_from_params(pipe, detail_scale, v)
         v = apply_preset(dict(v, cfg_end=cfg_end, control_budget=control_budget, detail_end=detail_end), preset, "clip")
         stills = bridge.image_to_numpy(still)
         batch = len(stills)

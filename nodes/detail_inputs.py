@@ -30,14 +30,6 @@ def optional_inputs() -> Dict[str, tuple]:
     }
 
 
-def detail_scale(pipe: Any, widget: float, values: Dict[str, Any]) -> float:
-    """The detail scale a job uses: the params' recommendation only where a detail net is loaded (else the
-    widget's, so a recommendation never produces an "ignored" note on a pipe without a detail net)."""
-    if getattr(pipe, "detail_controlnet", None) is None:
-        return float(widget)
-    return float(values.get("detail_scale", widget))
-
-
 def kwargs(scale: float, start: float, end: float, hint: str, maps: Optional[Sequence[Any]], i: int) -> Dict[str, Any]:
     """transform()/animate() keyword arguments for image `i` of a batch."""
     from . import bridge

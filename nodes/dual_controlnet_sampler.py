@@ -6,6 +6,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from . import bridge, detail_inputs
 from .speed_inputs import speed_inputs
+from ..zrealism_core.detail import scale_from_params
 from ..zrealism_core.errors import InputError
 from ..zrealism_core.params import SAMPLER_DEFAULTS as D, apply_params, apply_preset, window_notes
 from ..zrealism_core.models.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
@@ -93,7 +94,7 @@ class ZRealism_DualControlNetSampler:
             raise InputError("pipe must come from Z-Realism Model Loader.")
         v = apply_params(dict(steps=steps, cfg=cfg, denoise=denoise, depth_scale=depth_scale, pose_scale=pose_scale,
                               depth_end=depth_end, pose_end=pose_end, detail_scale=detail_scale), params)
-        d_scale = detail_inputs.detail_scale(pipe, detail_scale, v)
+        d_scale = scale_from_params(pipe, detail_scale, v)
         v = apply_preset(dict(v, cfg_end=cfg_end, control_budget=control_budget, detail_end=detail_end), preset, "still")
         images = bridge.image_to_numpy(image)
         batch = len(images)

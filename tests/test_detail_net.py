@@ -200,3 +200,15 @@ def test_clip_scale_zero_matches_no_detail_net_and_scale_one_changes_it(detail_p
     finally:
         handle.remove()
     assert max(np.abs(a - b).max() for a, b in zip(on, off)) > 1e-4
+
+
+def test_params_set_the_detail_scale_only_where_a_detail_net_is_loaded(detail_pipe, tiny_pipe):
+    from zrealism_core.analysis import RecommendedParams
+    from zrealism_core.detail import scale_from_params
+    from zrealism_core.params import SAMPLER_DEFAULTS, apply_params
+
+    values = apply_params(dict(SAMPLER_DEFAULTS), RecommendedParams(detail_scale=0.55))
+    assert values["detail_scale"] == 0.55
+    assert scale_from_params(detail_pipe, 0.0, values) == 0.55
+    assert scale_from_params(tiny_pipe, 0.0, values) == 0.0  # no net: the user's own value, no "ignored" note
+    assert scale_from_params(detail_pipe, 0.3, apply_params(dict(SAMPLER_DEFAULTS), None) | {"detail_scale": 0.3}) == 0.3

@@ -56,6 +56,15 @@ class DetailControl:
         ends.append(self.end if self.active else 1.0)
 
 
+def scale_from_params(pipe: Any, own: float, values: dict) -> float:
+    """The detail scale a job uses after the params rule (params.apply_params put the analyzer's value in
+    `values`): the recommendation only where a detail net is loaded, else `own` (so a recommendation never
+    gives an "ignored" note on a pipeline without a detail net)."""
+    if getattr(pipe, "detail_controlnet", None) is None:
+        return float(own)
+    return float(values.get("detail_scale", own))
+
+
 def _window(scale: Any, start: Any, end: Any) -> tuple:
     for label, v in (("detail_scale", scale), ("detail_start", start), ("detail_end", end)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):

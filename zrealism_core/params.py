@@ -14,11 +14,12 @@ from typing import Any, Dict, List, Tuple
 SAMPLER_DEFAULTS: Dict[str, Any] = {
     "steps": 25, "cfg": 7.0, "denoise": 0.55, "depth_scale": 0.7, "pose_scale": 0.7,
     "depth_start": 0.0, "depth_end": 1.0, "pose_start": 0.0, "pose_end": 1.0, "color_lock": 0.0,
+    "detail_scale": 0.0,  # the optional detail ControlNet: off
 }
 
 # AnimateDiff Fuse's defaults for the settings params may replace in the clip (its widget defaults,
 # and `zrealism run --video`'s starting point).
-CLIP_DEFAULTS: Dict[str, Any] = {"depth_scale": 0.7, "pose_scale": 0.7, "control_end": 1.0}
+CLIP_DEFAULTS: Dict[str, Any] = {"depth_scale": 0.7, "pose_scale": 0.7, "control_end": 1.0, "detail_scale": 0.0}
 
 TARGETS = ("still", "clip")
 

@@ -166,6 +166,7 @@ def run_image(
     from .imaging.images import load_image, save_image
     from .imaging.panel import render_panel
     from .models.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET
+    from .detail import scale_from_params
     from .params import CLIP_DEFAULTS, SAMPLER_DEFAULTS, apply_params, apply_preset
     from .prep import prepare_white_background
 
@@ -229,6 +230,7 @@ def run_image(
 
             # AnimateDiff Fuse's defaults, replaced by the analyzer's params, as in the video workflow
             clip_settings = apply_params(dict(CLIP_DEFAULTS), analysis.params, "clip")
+            clip_settings["detail_scale"] = scale_from_params(pipe, CLIP_DEFAULTS["detail_scale"], clip_settings)
             clip_settings = apply_preset(dict(clip_settings, **speed), options.preset, "clip")
             with timed("video"):
                 frames = animate(
