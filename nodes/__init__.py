@@ -14,6 +14,7 @@ _NODE_MODULES = [
     "lora_loader",
     "ip_adapter",
     "dual_controlnet_sampler",
+    "control_maps",
     "motion_loader",
     "animatediff_fuse",
     "save_video",
