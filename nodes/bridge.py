@@ -489,9 +489,11 @@ def detector_store() -> Optional[Any]:
             p = model_patcher.ModelPatcher(_holder(m), load_device=device, offload_device=offload)
 
             def dropped(patcher: Any, unpatch_all: bool, key: Any = key) -> None:
+                # Called inside ComfyUI's unload loop: the patcher must outlive it (ComfyUI holds it weakly and
+                # cleans up its list when it dies), so only the weights go now; on_load replaces the patcher later.
                 if store.pop(key, None) is not None:
                     log.info("zrealism: ComfyUI unloaded the %s detector; it is loaded again when needed", key[0])
-                patchers.pop(key, None)
+                patcher.model.inner = _torch().nn.Module()
 
             p.add_callback(CallbacksMP.ON_DETACH, dropped)
             made.append(p)

@@ -60,7 +60,7 @@ def test_chain_order_and_once_per_batch_in_comfyui(pack, comfy_fakes, tiny_set, 
     free = next(c for c in mm.calls if c[0] == "free_memory")
     ours = loads[0][1]
     assert free[1] >= est + sum(p.model_size() for p in ours)  # room for our weights and the activations
-    assert {id(lm.model) for lm in free[3]} == {id(p) for p in ours}  # ... without evicting ours
+    assert {id(lm.model.model) for lm in free[3]} == {id(p.model) for p in ours}  # ... without evicting ours
     assert not mm.current_loaded_models  # the CPU step unloaded ours through ComfyUI
     # the batch fell back once: the other 3 images went straight to the CPU (no more loads)
     for reason in ("freeing the other models", "retrying with model offload", "running on the CPU in fp32"):

@@ -12,6 +12,7 @@ GPU devices are bookkeeping only (the tests have no GPU): `FREE_VRAM` is the fre
 """
 from __future__ import annotations
 
+import weakref
 from enum import Enum
 
 import torch
@@ -33,7 +34,7 @@ FREE_VRAM = 24 * 2**30
 EXTRA_RESERVED_VRAM = 400 * 2**20
 vram_state = VRAMState.NORMAL_VRAM
 lowvram_available = True
-calls: list = []          # ("load_models_gpu", [patchers], kwargs) / ("free_memory", ...) / ("unload_all_models",) / ...
+calls: list = []          # ("load_models_gpu", [weak proxies of the patchers], kwargs) / ("free_memory", ...) / ("unload_all_models",) / ...
 current_loaded_models: list = []
 _interrupted = False
 
@@ -90,40 +91,61 @@ def get_free_memory(dev=None, torch_free_too=False):
 
 
 class LoadedModel:
+    """As the real one: holds its ModelPatcher weakly, and a finalizer on the patched model that cleans
+    dead entries out of current_loaded_models (so code that frees a patcher during an unload shows up)."""
+
     def __init__(self, model):
-        self.model = model
+        self._model = weakref.ref(model)
         self.device = model.load_device
         self.currently_used = True
+        self.model_finalizer = None
+        self.real_model = None
+
+    @property
+    def model(self):
+        return self._model()
 
     def model_memory(self):
         return self.model.model_size()
 
+    def model_load(self):
+        self.real_model = weakref.ref(self.model.model)
+        self.model_finalizer = weakref.finalize(self.model.model, cleanup_models)
+
     def model_unload(self, memory_to_free=None, unpatch_weights=True):
         self.model.detach(unpatch_weights)
+        self.model_finalizer.detach()
+        self.model_finalizer = None
+        self.real_model = None
         return True
 
     def __eq__(self, other):
         return self.model is other.model
 
 
+def cleanup_models():
+    for i in range(len(current_loaded_models) - 1, -1, -1):
+        rm = current_loaded_models[i].real_model
+        if rm is not None and rm() is None:
+            current_loaded_models.pop(i)
+
+
 def free_memory(memory_required, device, keep_loaded=[]):
     calls.append(("free_memory", memory_required, torch.device(device), list(keep_loaded)))
-    unloaded = []
-    for i in range(len(current_loaded_models) - 1, -1, -1):
-        lm = current_loaded_models[i]
-        if lm.device == torch.device(device) and lm not in keep_loaded:
-            lm.model_unload()
-            unloaded.append(current_loaded_models.pop(i))
-    return unloaded
+    can_unload = [i for i in range(len(current_loaded_models) - 1, -1, -1)
+                  if current_loaded_models[i].device == torch.device(device) and current_loaded_models[i] not in keep_loaded]
+    unloaded = [i for i in can_unload if current_loaded_models[i].model_unload()]
+    return [current_loaded_models.pop(i) for i in sorted(unloaded, reverse=True)]  # IndexError if the list changed meanwhile
 
 
 def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None, force_full_load=False):
-    calls.append(("load_models_gpu", list(models), dict(memory_required=memory_required, force_full_load=force_full_load)))
+    # weak proxies: the record must not keep a patcher alive (ComfyUI itself holds them weakly)
+    calls.append(("load_models_gpu", [weakref.proxy(m) for m in models], dict(memory_required=memory_required, force_full_load=force_full_load)))
     minimum = max(minimum_inference_memory(), memory_required + extra_reserved_memory())
     for m in models:
         lm = LoadedModel(m)
-        if lm in current_loaded_models:
-            current_loaded_models.remove(lm)
+        if lm in current_loaded_models:  # already known: the same entry is loaded again (as the real one does)
+            lm = current_loaded_models.pop(current_loaded_models.index(lm))
         dev = torch.device(m.load_device)
         state = VRAMState.DISABLED if dev.type == "cpu" else vram_state
         budget = 0
@@ -134,6 +156,7 @@ def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimu
             budget = 0.1
         full = budget == 0 or m.loaded_size() + budget > m.model_size()
         m.load(dev, lowvram_model_memory=budget, force_patch_weights=force_patch_weights, full_load=full)
+        lm.model_load()
         current_loaded_models.insert(0, lm)
 
 
