@@ -475,6 +475,7 @@ def detector_store() -> Optional[Any]:
     from comfy.patcher_extension import CallbacksMP  # type: ignore
 
     from ..zrealism_core.control_maps import DetectorStore, detector_modules
+    from ..zrealism_core.models.device import trim_when_freed
 
     store = DetectorStore()
     patchers: dict = {}
@@ -482,6 +483,8 @@ def detector_store() -> Optional[Any]:
 
     def on_load(key: Any, detector: Any) -> None:
         mods = detector_modules(detector)
+        for m in mods:
+            trim_when_freed(m)  # ComfyUI's unload frees them; the heap goes back to the OS too
         made = []
         for m in mods:
             first = next(iter(list(m.parameters()) + list(m.buffers())), None)

@@ -5,6 +5,7 @@ from typing import Any, Tuple
 
 from . import bridge
 from ..zrealism_core.errors import ModelFileError
+from ..zrealism_core.models.device import trim_when_freed
 from ..zrealism_core.models.loaders import ROLES
 
 NONE = "none"
@@ -106,6 +107,7 @@ class ZRealism_ModelLoader:
         )
         if inside:
             pipe.extras["detectors"] = bridge.detector_store()
+            trim_when_freed(pipe)  # when ComfyUI drops this output, the freed heap goes back to the OS
         return (pipe,)
 
 

@@ -142,4 +142,4 @@ def test_free_memory_releases_our_models(server):
     assert after_job - before > 0.8 * server.ballast, figures  # the job really held the weights
     assert after_free - before < 1.5 * GB, figures
     # most of what the job's models held came back (imports and allocator caches stay)
-    assert after_job - after_free > 0.7 * server.ballast, figures
+    assert after_job - after_free > 0.6 * server.ballast, figures
