@@ -374,6 +374,7 @@ MOTION = Model("mm_sd_v15_v2.ckpt", "https://huggingface.co/guoyww/animatediff/r
                "animatediff_models")
 
 SUBJECT = "a young woman in a pink dress"
+NATIVE_LORA = "realism_lora_sd15.safetensors"  # a placeholder the user replaces (the native graph's LoRA is off: strength 0)
 NOTE_MODELS = """Z-Realism: drawing -> photo (SD1.5 img2img + depth and OpenPose ControlNets)
 
 Models (ComfyUI/models/...):
@@ -470,7 +471,50 @@ def workflows() -> List[Workflow]:
               "(0 for photos); detail_end 0.8 leaves the last steps free for photo texture. The evaluator reports "
               "control fidelity (edge_f, depth_corr, pose_pck) in its JSON."),
     ])
-    return [still, video, custom, detail]
+    native = Workflow("zrealism_still_native", [
+        Node(1, "LoadImage", (0, 0), title="Character drawing", widgets={"image": "example.png"}),
+        Node(2, "ZRealism_WhiteBackgroundPrep", (380, 0), widgets={"long_side": 512},
+             links={"image": (1, "IMAGE"), "mask": (1, "MASK")}),
+        Node(3, "ZRealism_HeuristicAnalyzer", (760, 0), widgets={"subject": SUBJECT},
+             links={"image": (2, "image"), "mask": (2, "mask")}),
+        Node(4, "PreviewAny", (760, 420), title="Analyzer report", links={"source": (3, "report")}, width=320),
+        Node(5, "ZRealism_ControlMaps", (380, 420), links={"image": (2, "image"), "mask": (2, "mask")}),
+        # ComfyUI's own sampling chain: any LoRA, IPAdapter_plus, FreeU... plugs in here
+        Node(20, "CheckpointLoaderSimple", (0, 760), models=[BASE], widgets={"ckpt_name": BASE.name}),
+        Node(21, "LoraLoader", (380, 760), title="Load LoRA (your realism LoRA; strength 0 = off)",
+             widgets={"lora_name": NATIVE_LORA, "strength_model": 0.0, "strength_clip": 0.0},
+             links={"model": (20, "MODEL"), "clip": (20, "CLIP")}),
+        Node(22, "CLIPTextEncode", (760, 760), title="Positive (from the analyzer)",
+             links={"clip": (21, "CLIP"), "text": (3, "positive")}),
+        Node(23, "CLIPTextEncode", (760, 980), title="Negative (from the analyzer)",
+             links={"clip": (21, "CLIP"), "text": (3, "negative")}),
+        Node(24, "ControlNetLoader", (1140, 760), models=[DEPTH], widgets={"control_net_name": DEPTH.name}),
+        Node(25, "ControlNetLoader", (1140, 900), models=[POSE], widgets={"control_net_name": POSE.name}),
+        Node(26, "ControlNetApplyAdvanced", (1520, 760), title="Apply depth ControlNet",
+             links={"positive": (22, "CONDITIONING"), "negative": (23, "CONDITIONING"), "control_net": (24, "CONTROL_NET"),
+                    "image": (5, "depth_map"), "strength": (3, "depth_scale"), "end_percent": (3, "control_end")}),
+        Node(27, "ControlNetApplyAdvanced", (1900, 760), title="Apply OpenPose ControlNet",
+             links={"positive": (26, "positive"), "negative": (26, "negative"), "control_net": (25, "CONTROL_NET"),
+                    "image": (5, "pose_map"), "strength": (3, "pose_scale"), "end_percent": (3, "control_end")}),
+        Node(28, "VAEEncode", (1140, 1060), links={"pixels": (2, "image"), "vae": (20, "VAE")}),
+        Node(29, "KSampler", (2280, 760), widgets={"seed": 42, "sampler_name": "dpmpp_2m", "scheduler": "karras"},
+             links={"model": (21, "MODEL"), "positive": (27, "positive"), "negative": (27, "negative"),
+                    "latent_image": (28, "LATENT"), "steps": (3, "steps"), "cfg": (3, "cfg"), "denoise": (3, "denoise")}),
+        Node(30, "VAEDecode", (2660, 760), links={"samples": (29, "LATENT"), "vae": (20, "VAE")}),
+        Node(31, "SaveImage", (3040, 760), widgets={"filename_prefix": "ZRealism/native"}, links={"images": (30, "IMAGE")}),
+        Node(32, "ZRealism_FidelityEvaluator", (3040, 1200),
+             links={"source": (2, "image"), "result": (30, "IMAGE"), "mask": (2, "mask"),
+                    "depth_map": (5, "depth_map"), "pose_map": (5, "pose_map")}),
+        Node(33, "PreviewImage", (3420, 1200), title="Fidelity panel", links={"images": (32, "panel")}),
+        Node(10, "Note", (0, 1200), width=700, height=330, text=(
+            "Z-Realism around ComfyUI's own sampler: White Background Prep, Heuristic Analyzer (prompts, ControlNet "
+            "strengths and end, steps, cfg, denoise), Z-Realism Control Maps (offline depth + OpenPose maps) and the "
+            "Fidelity Evaluator, with core Load Checkpoint -> Load LoRA -> CLIP Text Encode -> Apply ControlNet x2 -> "
+            "KSampler in between, so any LoRA, IPAdapter_plus or FreeU node plugs in as usual.\n\n"
+            f"Load LoRA: put an SD1.5 realism LoRA in models/loras and select it (the graph names {NATIVE_LORA}); "
+            "raise both strengths (0.6-0.8), or bypass the node.\n\n" + NOTE_MODELS.format(extra=""))),
+    ])
+    return [still, video, custom, detail, native]
 
 
 # ------------------------------------------------------------------ writing
