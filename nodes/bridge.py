@@ -491,10 +491,12 @@ def detector_store() -> Optional[Any]:
             device = first.device if first is not None else offload
             p = model_patcher.ModelPatcher(_holder(m), load_device=device, offload_device=offload)
 
-            def dropped(patcher: Any, unpatch_all: bool, key: Any = key) -> None:
+            def dropped(patcher: Any, unpatch_all: bool, key: Any = key, made_for: int = id(detector)) -> None:
                 # Called inside ComfyUI's unload loop: the patcher must outlive it (ComfyUI holds it weakly and
                 # cleans up its list when it dies), so only the weights go now; on_load replaces the patcher later.
-                if store.pop(key, None) is not None:
+                # Only this patcher's own detector leaves the store (a stale patcher must not drop a newer one);
+                # compared by id, so the callback holds no reference that would keep the detector alive.
+                if id(store.get(key)) == made_for and store.pop(key, None) is not None:
                     log.info("zrealism: ComfyUI unloaded the %s detector; it is loaded again when needed", key[0])
                 patcher.model.inner = _torch().nn.Module()
 

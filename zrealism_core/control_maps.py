@@ -404,13 +404,15 @@ def _cached(key: Tuple[str, Any, str], load) -> Any:
     store = _store.get()
     cache = _cache if store is None else store
     with _cache_lock:  # one load at a time: two nodes asking at once must not load twice
-        if key not in cache:
+        # keep our own reference: ComfyUI's unload may drop the store's entry at any time (see bridge.detector_store)
+        detector = cache.get(key)
+        if detector is None:
             start = time.perf_counter()
-            cache[key] = load()
+            detector = load()
+            cache[key] = detector
             log.info("loaded %s detector from %s on %s in %.2f s", key[0], key[1], key[2], time.perf_counter() - start)
             if store is not None and store.on_load is not None:
-                store.on_load(key, cache[key])
-        detector = cache[key]
+                store.on_load(key, detector)
     if store is not None and store.before_use is not None:
         store.before_use(key, detector)
     return detector
