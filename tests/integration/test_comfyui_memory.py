@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Dict
 import pytest
 
 from test_comfyui_server import (
-    API_DIR, COMFYUI_DIR, PACK_DIR_NAME, REPO, START_TIMEOUT_S, Server, _free_port, _wait, patch_for_tiny_run,
+    API_DIR, COMFYUI_DIR, PACK_DIR_NAME, REPO, Server, _wait, patch_for_tiny_run, running_server,
     write_inputs, write_models,
 )
 
@@ -69,45 +67,11 @@ def server(tmp_path_factory):
     names = write_models(root / "models")
     ballast = tiny_annotators.write_openpose_files(root / "models" / ANNOTATOR_FOLDER, compact=False)  # full size
     inputs = write_inputs(root / "input")
-    yaml = root / "extra_model_paths.yaml"
     folders = ["checkpoints", "controlnet", "animatediff_models", "diffusers", ANNOTATOR_FOLDER]
-    yaml.write_text("zrealism_mem:\n"
-                    f"    base_path: {root}\n"
-                    "    custom_nodes: custom_nodes\n"
-                    + "".join(f"    {f}: models/{f}\n" for f in folders))
-    for sub in ("output", "user", "temp"):
-        (root / sub).mkdir(exist_ok=True)
-    port = _free_port()
-    log = root / "server.log"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-           "--disable-auto-launch", "--extra-model-paths-config", str(yaml),
-           "--input-directory", str(root / "input"), "--output-directory", str(root / "output"),
-           "--user-directory", str(root / "user"), "--temp-directory", str(root / "temp")]
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, cwd=COMFYUI_DIR, stdout=fh, stderr=subprocess.STDOUT, env=env)
-    srv = Server(f"http://127.0.0.1:{port}", root, proc, log)
-    srv.names, srv.inputs = names, inputs
-    srv.ballast = sum(p.stat().st_size for p in ballast.values())
-    started = time.perf_counter()
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"ComfyUI exited with {proc.returncode}:\n{srv.log_tail()}")
-            try:
-                srv.get("/system_stats")
-                break
-            except OSError:
-                if time.perf_counter() - started > START_TIMEOUT_S:
-                    pytest.fail(f"ComfyUI did not answer within {START_TIMEOUT_S} s:\n{srv.log_tail()}")
-                time.sleep(1)
+    with running_server(root, "zrealism_mem", folders) as srv:
+        srv.names, srv.inputs = names, inputs
+        srv.ballast = sum(p.stat().st_size for p in ballast.values())
         yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _run_still(server: Server, seed: int) -> None:

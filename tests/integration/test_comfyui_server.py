@@ -17,6 +17,7 @@ Timings per workflow are printed and, when ZR_TIMINGS_JSON names a file, written
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import os
@@ -28,7 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import numpy as np
 import pytest
@@ -138,21 +139,12 @@ def write_inputs(folder: Path) -> Dict[str, str]:
 
 # ------------------------------------------------------------------ the server
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("comfy")
-    (root / "custom_nodes").mkdir()
-    os.symlink(REPO, root / "custom_nodes" / PACK_DIR_NAME)
-    sys.path.insert(0, str(REPO))  # zrealism_core for the tiny-model writers
-    names = write_models(root / "models")
-    inputs = write_inputs(root / "input")
-    example = Path(COMFYUI_DIR) / "input" / "example.png"  # what the shipped graphs select (screenshots)
-    if example.is_file():
-        shutil.copy(example, root / "input" / "example.png")
+@contextlib.contextmanager
+def running_server(root: Path, name: str, folders: List[str]) -> Iterator["Server"]:
+    """Start `main.py --cpu` on a free loopback port with `root`'s custom_nodes and model `folders`
+    (an extra-model-paths yaml named `name`), wait until it answers, and stop it afterwards."""
     yaml = root / "extra_model_paths.yaml"
-    folders = ["checkpoints", "controlnet", "animatediff_models", "diffusers", "zrealism_annotators", "loras", "ipadapter",
-               "clip_vision"]
-    yaml.write_text("zrealism_test:\n"
+    yaml.write_text(f"{name}:\n"
                     f"    base_path: {root}\n"
                     "    custom_nodes: custom_nodes\n"
                     + "".join(f"    {f}: models/{f}\n" for f in folders))
@@ -169,7 +161,6 @@ def server(tmp_path_factory):
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, cwd=COMFYUI_DIR, stdout=fh, stderr=subprocess.STDOUT, env=env)
     srv = Server(f"http://127.0.0.1:{port}", root, proc, log)
-    srv.names, srv.inputs = names, inputs
     try:
         while True:
             if proc.poll() is not None:
@@ -181,7 +172,6 @@ def server(tmp_path_factory):
                 if time.perf_counter() - started > START_TIMEOUT_S:
                     pytest.fail(f"ComfyUI did not answer within {START_TIMEOUT_S} s:\n{srv.log_tail()}")
                 time.sleep(1)
-        TIMINGS["server start (s)"] = round(time.perf_counter() - started, 1)
         yield srv
     finally:
         proc.terminate()
@@ -189,6 +179,28 @@ def server(tmp_path_factory):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("comfy")
+    (root / "custom_nodes").mkdir()
+    os.symlink(REPO, root / "custom_nodes" / PACK_DIR_NAME)
+    sys.path.insert(0, str(REPO))  # zrealism_core for the tiny-model writers
+    names = write_models(root / "models")
+    inputs = write_inputs(root / "input")
+    example = Path(COMFYUI_DIR) / "input" / "example.png"  # what the shipped graphs select (screenshots)
+    if example.is_file():
+        shutil.copy(example, root / "input" / "example.png")
+    folders = ["checkpoints", "controlnet", "animatediff_models", "diffusers", "zrealism_annotators", "loras", "ipadapter",
+               "clip_vision"]
+    started = time.perf_counter()
+    try:
+        with running_server(root, "zrealism_test", folders) as srv:
+            srv.names, srv.inputs = names, inputs
+            TIMINGS["server start (s)"] = round(time.perf_counter() - started, 1)
+            yield srv
+    finally:
         if os.environ.get("ZR_TIMINGS_JSON"):
             Path(os.environ["ZR_TIMINGS_JSON"]).write_text(json.dumps(TIMINGS, indent=2) + "\n")
         print("\nZ-Realism integration timings:", json.dumps(TIMINGS, indent=2))
