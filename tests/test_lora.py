@@ -150,11 +150,57 @@ def test_lora_reaches_the_clip_and_the_plain_clip_is_unchanged(tiny_pipe, lora_f
     assert np.array_equal(clip(tiny_pipe), plain)
 
 
-def test_ldm_named_lora_gets_its_own_message(tiny_pipe, tmp_path):
+def _renamed(sd, rename):
+    """The same tensors under other layer names (rename: module key -> new module key)."""
+    out = {}
+    for key, value in sd.items():
+        module, _, part = key.partition(".")
+        out[rename(module) + "." + part] = value
+    return out
+
+
+def test_ldm_named_lora_is_the_same_lora(tiny_pipe, tmp_path):
+    """ComfyUI's LoRA saver and some trainers name UNet layers in the original layout
+    (`lora_unet_input_blocks_4_1_proj_in`, `diffusion_model.input_blocks.4.1.proj_in`): the same
+    tensors under those names give bit-identically the diffusers-named LoRA's result."""
     from safetensors.torch import save_file
 
-    sd = {"diffusion_model.input_blocks.4.1.proj_in.lora_down.weight": torch.zeros(4, 64),
-          "diffusion_model.input_blocks.4.1.proj_in.lora_up.weight": torch.zeros(64, 4)}
-    save_file(sd, str(tmp_path / "comfy-saved.safetensors"))
-    with pytest.raises(ModelFileError, match=r"comfy-saved\.safetensors names its UNet layers in the original \(LDM\) layout"):
-        tiny_pipe.with_lora(tmp_path / "comfy-saved.safetensors", 1.0)
+    from zrealism_core.models.ldm_keys import unet_module_names_to_ldm
+
+    names = unet_module_names_to_ldm(tiny_pipe.sd.unet)
+    assert names["down_blocks.1.attentions.0.proj_in"] == "input_blocks.4.1.proj_in"  # the original layout's numbering
+    assert names["up_blocks.0.upsamplers.0.conv"] == "output_blocks.2.2.conv"
+    under_map = {"lora_unet_" + k.replace(".", "_"): v for k, v in names.items()}
+    sd = tiny_loras.kohya_state_dict(tiny_pipe.sd.unet, tiny_pipe.sd.text_encoder)
+    under = _renamed(sd, lambda m: "lora_unet_" + under_map[m].replace(".", "_") if m in under_map else m)
+    dotted = _renamed(sd, lambda m: "diffusion_model." + under_map[m] if m in under_map else m)
+    assert any(k.startswith("lora_unet_input_blocks_4_1_") for k in under)
+    paths = {}
+    for label, state in (("diffusers", sd), ("ldm_under", under), ("ldm_dotted", dotted)):
+        paths[label] = tmp_path / f"{label}.safetensors"
+        save_file({k: v.contiguous() for k, v in state.items()}, str(paths[label]))
+    plain = run(tiny_pipe)
+    want_view = tiny_pipe.with_lora(paths["diffusers"], 1.0)
+    want = run(want_view)
+    assert np.abs(want - plain).max() > 1e-3
+    for label in ("ldm_under", "ldm_dotted"):
+        view = tiny_pipe.with_lora(paths[label], 1.0)
+        assert len(view.loras[0][0].layers) == len(want_view.loras[0][0].layers)
+        assert np.array_equal(run(view), want), label
+
+
+def test_text_encoder_keys_with_and_without_text_model_level(tiny_pipe, tmp_path):
+    """Real kohya files write `lora_te_text_model_encoder_layers_0_...`; transformers >= 5.6 names the module
+    `encoder.layers.0...`. Both spellings load and give the same result; the text-encoder part takes effect."""
+    from safetensors.torch import save_file
+
+    sd = tiny_loras.kohya_state_dict(tiny_pipe.sd.unet, tiny_pipe.sd.text_encoder)
+    te = {k: v for k, v in sd.items() if k.startswith("lora_te_")}
+    assert te and all(k.startswith("lora_te_text_model_encoder_layers_") for k in te)
+    short = {k.replace("lora_te_text_model_", "lora_te_"): v for k, v in te.items()}
+    for label, state in (("long", te), ("short", short)):
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / f"{label}.safetensors"))
+    plain = run(tiny_pipe)
+    long_out = run(tiny_pipe.with_lora(tmp_path / "long.safetensors", 1.0))
+    assert np.abs(long_out - plain).max() > 1e-3  # text encoder only: the prompt's encoding changed
+    assert np.array_equal(run(tiny_pipe.with_lora(tmp_path / "short.safetensors", 1.0)), long_out)

@@ -6,7 +6,10 @@ Formats (recognised from the key names, no model built):
   (`hada_w1_a/b`, `hada_w2_a/b`) and LoKr (`lokr_w1`, `lokr_w2` or their `_a/_b` factors);
 - diffusers / peft: `unet.<module>.lora_A/lora_B.weight` (also without the `unet.` prefix, with
   `base_model.model.`, or the older `lora.down/up` and `processor.to_q_lora` spellings),
-  `text_encoder.<module>...` for the text encoder.
+  `text_encoder.<module>...` for the text encoder;
+- the UNet's layers also under their original LDM names (`lora_unet_input_blocks_4_1_proj_in`,
+  `diffusion_model.input_blocks.4.1.proj_in`: ComfyUI's LoRA saver), the text encoder's with or
+  without the `text_model.` level.
 Every key must name a layer of this UNet / text encoder with the right shape; otherwise the file is
 for another model family (SDXL, SD2, Flux...) and the error says which and names the file.
 
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import ModelFileError
+from .ldm_keys import unet_module_names_to_ldm
 
 log = logging.getLogger("zrealism")
 
@@ -155,6 +159,18 @@ def _family_of(keys: Iterable[str], shapes: Dict[str, Tuple[int, ...]]) -> Optio
     return None
 
 
+def _aliases(target: str, name: str, ldm: Dict[str, str]) -> List[str]:
+    """The names files use for one layer: diffusers' own; for the text encoder with and without the
+    `text_model.` level (transformers >= 5.6 dropped it, the files keep it); for the UNet also the
+    original LDM name (`input_blocks.4.1.proj_in`), which ComfyUI's LoRA saver and some trainers write."""
+    names = [name]
+    if target == "text_encoder":
+        names.append(name[len("text_model."):] if name.startswith("text_model.") else "text_model." + name)
+    elif name in ldm:
+        names.append(ldm[name])
+    return names
+
+
 def _module_tables(models: Dict[str, Any]) -> Dict[str, Dict[str, Tuple[str, str]]]:
     """alias -> (target, module name) for every layer with a weight, per naming scheme."""
     dotted: Dict[str, Tuple[str, str]] = {}
@@ -163,11 +179,15 @@ def _module_tables(models: Dict[str, Any]) -> Dict[str, Dict[str, Tuple[str, str
         if model is None:
             continue
         kohya = "lora_unet_" if target == "unet" else "lora_te_"
+        ldm = unet_module_names_to_ldm(model) if target == "unet" and hasattr(model, "config") else {}
         for name, mod in model.named_modules():
             w = getattr(mod, "weight", None)
             if name and w is not None and getattr(w, "dim", lambda: 0)() >= 2:
-                dotted[f"{target}.{name}"] = (target, name)
-                under[kohya + name.replace(".", "_")] = (target, name)
+                for alias in _aliases(target, name, ldm):
+                    dotted[f"{target}.{alias}"] = (target, name)
+                    under[kohya + alias.replace(".", "_")] = (target, name)
+                if name in ldm:
+                    dotted["diffusion_model." + ldm[name]] = (target, name)
     return {"dotted": dotted, "under": under}
 
 
@@ -185,7 +205,7 @@ def _resolve(module_key: str, tables: Dict[str, Dict[str, Tuple[str, str]]]) -> 
                 if key.endswith("." + old):
                     hit = tables["dotted"].get(key[: -len(old)] + new)
         return hit
-    return tables["dotted"].get("unet." + key) or tables["dotted"].get("text_encoder." + key)
+    return tables["dotted"].get(key) or tables["dotted"].get("unet." + key) or tables["dotted"].get("text_encoder." + key)
 
 
 def parse_lora(path: Any, models: Dict[str, Any], state: Optional[Dict[str, Any]] = None) -> LoraFile:
@@ -254,12 +274,6 @@ def parse_lora(path: Any, models: Dict[str, Any], state: Optional[Dict[str, Any]
                 f"or another SD1.5 variant. {LORA_HINT}"
             ) from exc
         layers.append(layer)
-    if missing and any(m.replace("_", ".").find(b) >= 0 for m in missing for b in ("input.blocks", "output.blocks", "middle.block")):
-        raise ModelFileError(
-            f"{name} names its UNet layers in the original (LDM) layout (e.g. {missing[0]!r}, the layout ComfyUI and "
-            f"SDXL trainers use); Z-Realism reads SD1.5 LoRAs with diffusers layer names (kohya's SD1.5 default). "
-            f"Use the diffusers-named version of this LoRA. {LORA_HINT}"
-        )
     if missing:
         total = len(missing) + len(layers)
         raise ModelFileError(

@@ -37,6 +37,14 @@ def _targets(unet: Any = None, text_encoder: Any = None, conv: bool = True) -> I
             yield "text_encoder", name, tuple(w.shape)
 
 
+def _file_name(target: str, name: str) -> str:
+    """A layer's name as real LoRA files spell it: the text encoder's under `text_model.` (transformers
+    >= 5.6 dropped that level from its module names; kohya, A1111 and diffusers files keep it)."""
+    if target == "text_encoder" and not name.startswith("text_model."):
+        return "text_model." + name
+    return name
+
+
 def _factors(shape: Tuple[int, ...], rank: int, gen: Any, std: float) -> Tuple[Any, Any]:
     import torch
 
@@ -72,7 +80,7 @@ def kohya_state_dict(unet: Any = None, text_encoder: Any = None, rank: int = 4, 
     gen = torch.Generator().manual_seed(seed)
     sd: Dict[str, Any] = {}
     for target, name, shape in _targets(unet, text_encoder, conv=conv):
-        key = ("lora_unet_" if target == "unet" else "lora_te_") + name.replace(".", "_")
+        key = ("lora_unet_" if target == "unet" else "lora_te_") + _file_name(target, name).replace(".", "_")
         down, up = _factors(shape, rank, gen, std)
         sd[key + ".lora_down.weight"], sd[key + ".lora_up.weight"] = down, up
         sd[key + ".alpha"] = torch.tensor(float(alpha))
@@ -95,7 +103,8 @@ def write_peft_lora(path: PathLike, unet: Any = None, text_encoder: Any = None, 
     sd: Dict[str, Any] = {}
     for target, name, shape in _targets(unet, text_encoder, conv=False):
         down, up = _factors(shape, rank, gen, std)
-        sd[f"{target}.{name}.lora_A.weight"], sd[f"{target}.{name}.lora_B.weight"] = down, up
+        key = f"{target}.{_file_name(target, name)}"
+        sd[f"{key}.lora_A.weight"], sd[f"{key}.lora_B.weight"] = down, up
     return _save(sd, path)
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
 from .. import SD15_CONFIG_DIR, TOKENIZER_DIR
+from ..models.ldm_keys import down_path_to_ldm, unet_key_to_ldm
 
 PathLike = Union[str, Path]
 
@@ -276,65 +277,11 @@ def tiny_sd_pipeline(seed: int = 0):
 
 # ------------------------------------------------------------------ diffusers -> LDM key mapping
 
-def _resnet_to_ldm(name: str) -> str:
-    return (
-        name.replace("norm1", "in_layers.0")
-        .replace("conv1", "in_layers.2")
-        .replace("norm2", "out_layers.0")
-        .replace("conv2", "out_layers.3")
-        .replace("time_emb_proj", "emb_layers.1")
-        .replace("conv_shortcut", "skip_connection")
-    )
-
-
-def _unet_down_path_to_ldm(key: str, config: Mapping[str, Any], out: Dict[str, str]) -> Optional[str]:
-    """Keys shared by UNet and ControlNet: time embedding, conv_in, down blocks, mid block."""
-    lpb = int(config["layers_per_block"])
-    parts = key.split(".")
-    if key.startswith("time_embedding."):
-        return key.replace("time_embedding.linear_1", "time_embed.0").replace("time_embedding.linear_2", "time_embed.2")
-    if parts[0] == "conv_in":
-        return "input_blocks.0.0." + parts[-1]
-    if parts[0] == "down_blocks":
-        b, kind = int(parts[1]), parts[2]
-        rest = ".".join(parts[4:])
-        if kind == "resnets":
-            return f"input_blocks.{1 + b * (lpb + 1) + int(parts[3])}.0.{_resnet_to_ldm(rest)}"
-        if kind == "attentions":
-            return f"input_blocks.{1 + b * (lpb + 1) + int(parts[3])}.1.{rest}"
-        if kind == "downsamplers":  # down_blocks.b.downsamplers.0.conv.weight
-            return f"input_blocks.{1 + b * (lpb + 1) + lpb}.0.op.{parts[-1]}"
-    if parts[0] == "mid_block":
-        kind, idx, rest = parts[1], int(parts[2]), ".".join(parts[3:])
-        if kind == "resnets":
-            return f"middle_block.{2 * idx}.{_resnet_to_ldm(rest)}"
-        if kind == "attentions":
-            return f"middle_block.1.{rest}"
-    return None
-
-
 def unet_to_ldm(state_dict: Mapping[str, Any], config: Mapping[str, Any], prefix: str = "model.diffusion_model.") -> Dict[str, Any]:
     """diffusers UNet2DConditionModel state dict -> original LDM keys (`model.diffusion_model.*`)."""
-    lpb = int(config["layers_per_block"])
-    up_types = list(config["up_block_types"])
     out: Dict[str, Any] = {}
     for key, value in state_dict.items():
-        parts = key.split(".")
-        new = _unet_down_path_to_ldm(key, config, out)
-        if new is None:
-            if parts[0] in ("conv_norm_out", "conv_out"):
-                new = ("out.0." if parts[0] == "conv_norm_out" else "out.2.") + parts[-1]
-            elif parts[0] == "up_blocks":
-                b, kind = int(parts[1]), parts[2]
-                rest = ".".join(parts[4:])
-                if kind == "resnets":
-                    new = f"output_blocks.{b * (lpb + 1) + int(parts[3])}.0.{_resnet_to_ldm(rest)}"
-                elif kind == "attentions":
-                    new = f"output_blocks.{b * (lpb + 1) + int(parts[3])}.1.{rest}"
-                elif kind == "upsamplers":
-                    # the upsampler follows the last layer: slot 2 if that layer has attention, else 1
-                    slot = 2 if up_types[b].startswith("CrossAttn") else 1
-                    new = f"output_blocks.{b * (lpb + 1) + lpb}.{slot}.conv.{parts[-1]}"
+        new = unet_key_to_ldm(key, config)
         if new is None:
             raise KeyError(f"no LDM name for UNet key {key!r}")
         out[prefix + new] = value
@@ -346,7 +293,7 @@ def controlnet_to_ldm(state_dict: Mapping[str, Any], config: Mapping[str, Any], 
     out: Dict[str, Any] = {}
     for key, value in state_dict.items():
         parts = key.split(".")
-        new = _unet_down_path_to_ldm(key, config, out)
+        new = down_path_to_ldm(key, config)
         if new is None:
             if parts[0] == "controlnet_down_blocks":
                 new = f"zero_convs.{parts[1]}.0.{parts[-1]}"
