@@ -64,7 +64,7 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("comfy-mem")
     (root / "custom_nodes").mkdir()
     os.symlink(REPO, root / "custom_nodes" / PACK_DIR_NAME)
-    names = write_models(root / "models")
+    names = write_models(root / "models", native=False)
     ballast = tiny_annotators.write_openpose_files(root / "models" / ANNOTATOR_FOLDER, compact=False)  # full size
     inputs = write_inputs(root / "input")
     folders = ["checkpoints", "controlnet", "animatediff_models", "diffusers", ANNOTATOR_FOLDER]

@@ -80,9 +80,10 @@ def _free_port() -> int:
 
 # ------------------------------------------------------------------ tiny models on disk
 
-def write_models(models: Path) -> Dict[str, str]:
+def write_models(models: Path, native: bool = True) -> Dict[str, str]:
     """Tiny random-weight models in a ComfyUI-style models/ tree; returns role -> file name as the
-    loader nodes list it."""
+    loader nodes list it. `native` adds the checkpoint, ControlNets and LoRA that ComfyUI's own loaders
+    accept (tiny_models.write_native_model_set, about 560 MB) for the native-sampler graph."""
     from zrealism_core.testing import tiny_annotators
     from zrealism_core.testing import tiny_models
     from zrealism_core.testing import tiny_motion
@@ -102,7 +103,13 @@ def write_models(models: Path) -> Dict[str, str]:
     tiny_loras.write_kohya_lora(models / "loras" / "tiny-realism-lora.safetensors")
     tiny_ip_adapter.write_tiny_ip_adapter(models / "ipadapter" / "ip-adapter-plus_tiny.safetensors", "plus")
     tiny_ip_adapter.write_tiny_clip_vision(models / "clip_vision" / "tiny-clip-vision.safetensors")
+    roles = {}
+    if native:
+        made = tiny_models.write_native_model_set(models)
+        roles = {"native_checkpoint": made.checkpoint.name, "native_depth": made.depth_controlnet.name,
+                 "native_pose": made.pose_controlnet.name, "native_lora": made.lora.name}
     return {
+        **roles,
         "lora": "tiny-realism-lora.safetensors",
         "ipadapter": "ip-adapter-plus_tiny.safetensors",
         "clip_vision": "tiny-clip-vision.safetensors",
@@ -280,6 +287,11 @@ def _tiny_choice(cls: str, name: str, value: str, choices: List[str], names: Dic
         return inputs[key]
     if value in choices:
         return value
+    # ComfyUI's own loaders (the native-sampler graph) get the set they detect as SD1.5
+    if cls in ("CheckpointLoaderSimple", "LoraLoader"):
+        return names["native_checkpoint" if cls == "CheckpointLoaderSimple" else "native_lora"]
+    if cls == "ControlNetLoader":
+        return names["native_pose" if "pose" in value.lower() else "native_depth"]
     low = (name + " " + value).lower()
     for role, keys in (("detail", ("detail_controlnet",)), ("depth", ("depth",)), ("pose", ("pose",)),
                        ("motion", ("motion", "mm_", "animatediff")),
@@ -358,10 +370,6 @@ def _run(server: Server, prompt: Dict[str, Any], label: str) -> Dict[str, Any]:
 
 @pytest.mark.parametrize("path", sorted(API_DIR.glob("*.json")), ids=lambda p: p.stem)
 def test_api_workflow_runs(server, path):
-    if path.stem == "zrealism_still_native":
-        # ComfyUI's own CheckpointLoaderSimple detects SD1.5 by its real widths (model_channels 320); the tiny
-        # test checkpoints are not detected, so this graph is validated (tests/test_workflows.py) but not run here.
-        pytest.skip("the native-sampler graph needs a ComfyUI-detectable SD1.5 checkpoint (no tiny one yet)")
     object_info = server.get("/object_info")
     prompt = patch_for_tiny_run(json.loads(path.read_text()), object_info, server.names, server.inputs,
                                 seed=int(time.time()) % 100000)
@@ -437,6 +445,25 @@ def test_lora_and_ip_adapter_graph(server, stem):
                                "lora_name": server.names["lora"], "strength": 0.0}}
     again[sampler]["inputs"]["pipe"] = ["999", 0]  # a new input, so ComfyUI runs the sampler again; strength 0 = plain
     assert np.array_equal(_saved_still(server, _run(server, again, f"{stem} LoRA at 0"), again), first)
+
+
+def test_native_graph_applies_the_lora(server):
+    """The native-sampler graph (core CheckpointLoaderSimple -> LoraLoader -> ControlNetApplyAdvanced x2 fed by
+    ZRealism_ControlMaps -> KSampler) with the LoRA at strength 1: ComfyUI maps every key of our kohya file
+    (no "lora key not loaded"), and the saved image differs from the same graph at strength 0."""
+    object_info = server.get("/object_info")
+    seed = int(time.time()) % 100000 + 11
+    prompt = patch_for_tiny_run(json.loads((API_DIR / "zrealism_still_native.json").read_text()), object_info,
+                                server.names, server.inputs, seed)
+    lora = next(k for k, n in prompt.items() if n["class_type"] == "LoraLoader")
+    images = {}
+    for strength in (0.0, 1.0):
+        run = copy.deepcopy(prompt)
+        run[lora]["inputs"].update(strength_model=strength, strength_clip=strength)
+        images[strength] = _saved_still(server, _run(server, run, f"zrealism_still_native LoRA {strength}"), run)
+    log = server.log.read_text(errors="replace")
+    assert "lora key not loaded" not in log, [line for line in log.splitlines() if "lora key not loaded" in line][:5]
+    assert images[0.0].shape == images[1.0].shape and not np.array_equal(images[0.0], images[1.0])
 
 
 # ------------------------------------------------------------------ the editor itself
