@@ -34,6 +34,12 @@ try:
 except ImportError:  # pragma: no cover
     comfy_utils = None
 
+try:  # ComfyUI's previewer (--preview-method, TAESD from models/vae_approx) and the SD1.5 latent format
+    import comfy.latent_formats as latent_formats  # type: ignore
+    import latent_preview  # type: ignore
+except ImportError:  # pragma: no cover
+    latent_formats = latent_preview = None
+
 
 CATEGORY = "Z-Realism"
 
@@ -513,16 +519,28 @@ def detector_store() -> Optional[Any]:
 
 
 def preview_progress(total: int) -> Optional[Callable[[int, int, Any], None]]:
-    """A `preview(step, total, rgb_uint8)` for engine.transform that updates ComfyUI's ProgressBar
-    with a preview picture (shown on the node); None outside ComfyUI. Raises on Cancel, like any update."""
-    if comfy_utils is None:
+    """A `preview(step, total, latents)` for engine.transform / animation.animate that updates
+    ComfyUI's ProgressBar with a picture made by ComfyUI's own previewer (latent_preview: it follows
+    --preview-method and uses TAESD when models/vae_approx has it). A clip's latents [B, 4, F, h, w]
+    show their middle frame. None outside ComfyUI. Raises on Cancel, like any update."""
+    if comfy_utils is None or latent_preview is None:
         return None
-    from PIL import Image
-
+    torch = _torch()
+    device = model_management.get_torch_device() if model_management is not None else torch.device("cpu")
+    previewer = latent_preview.get_previewer(device, latent_formats.SD15())  # None for --preview-method none
     bar = comfy_utils.ProgressBar(total)
 
-    def update(step: int, total_: int, rgb: Any) -> None:
-        bar.update_absolute(step, total_, ("JPEG", Image.fromarray(rgb), 512))
+    def update(step: int, total_: int, latents: Any) -> None:
+        picture = None
+        if previewer is not None:
+            x = latents[:1]
+            if x.ndim == 5:  # a clip: its middle frame
+                x = x[:, :, x.shape[2] // 2]
+            taesd = getattr(previewer, "taesd", None)
+            # the job may have fallen back to the CPU (or run fp16): the previewer keeps its device, in fp32
+            place = next(taesd.parameters()).device if taesd is not None else x.device
+            picture = previewer.decode_latent_to_preview_image("JPEG", x.detach().to(device=place, dtype=torch.float32))
+        bar.update_absolute(step, total_, picture)
 
     return update
 

@@ -2,7 +2,7 @@
 (core: zrealism_core.engine.transform)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Tuple
 
 from . import bridge, detail_inputs
 from .speed_inputs import speed_inputs
@@ -107,7 +107,7 @@ class ZRealism_DualControlNetSampler:
                 bridge.check_batch(name, items, batch)
 
         per_image = max(expected_steps(int(v["steps"]), float(v["denoise"])), 1)
-        preview = bridge.preview_progress(batch * per_image)  # progress + a latent preview per step
+        preview = bridge.preview_progress(batch * per_image)  # progress + ComfyUI's latent preview per step
         progress = bridge.progress_callback(batch * per_image) if preview is None else None
         chain = pipe.chain(bridge.placement(pipe))  # one OOM chain for the batch (ComfyUI's memory manager inside ComfyUI)
         bridge.check_interrupted()
@@ -116,8 +116,8 @@ class ZRealism_DualControlNetSampler:
             def callback(step: int, total: int, i: int = i) -> None:
                 progress(i * per_image + step, batch * per_image)
 
-            def show(step: int, total: int, rgb: Any, i: int = i) -> None:
-                preview(i * per_image + step, batch * per_image, rgb)
+            def show(step: int, total: int, latents: Any, i: int = i) -> None:
+                preview(i * per_image + step, batch * per_image, latents)
 
             r = transform(
                 pipe, img,

@@ -102,9 +102,12 @@ def test_fuse_node_frames_fps_progress_and_memory_manager(pack, comfy_fakes, tin
     frames, fps, report = fuse.animate(tiny_pipe, motion, still, depth_map=maps, pose_map=maps, **FUSE_ARGS)
     assert tuple(frames.shape) == (3, 24, 32, 3) and frames.dtype == torch.float32 and fps == 12.0
     assert report == "Nothing was switched off or changed."
-    # progress through ComfyUI's ProgressBar: one update per executed step
+    # progress through ComfyUI's ProgressBar: one update per executed step, each with a preview made by
+    # ComfyUI's previewer from one frame's latents (tiny VAE: 1/2 size)
     bar = comfy_fakes.utils.bars[-1]
     assert bar.updates == [(1, 2), (2, 2)]
+    assert [p[0] for p in bar.previews] == ["JPEG", "JPEG"]
+    assert [tuple(x.shape) for x in comfy_fakes.latent_preview.decoded] == [(1, 4, 12, 16)] * 2
     # the still pipeline's modules went through ComfyUI's memory manager (as in the still sampler)
     assert comfy_fakes.model_management.calls[0][0] == "load_models_gpu"
     # ...and so did the motion adapter, which only the clip uses
@@ -114,6 +117,21 @@ def test_fuse_node_frames_fps_progress_and_memory_manager(pack, comfy_fakes, tin
     frames2, _, _ = fuse.animate(tiny_pipe, motion, frames_tensor(2, 22, 29, 1), depth_map=maps, pose_map=maps, **FUSE_ARGS)
     assert tuple(frames2.shape) == (6, 24, 32, 3)
     assert torch.equal(frames2[:3], frames) and not torch.equal(frames2[3:], frames)
+
+
+def test_clip_preview_shows_the_middle_frame(pack, comfy_fakes):
+    lp = comfy_fakes.latent_preview
+    preview = pack.nodes.bridge.preview_progress(2)
+    latents = torch.arange(2 * 4 * 5 * 3 * 2, dtype=torch.float16).reshape(2, 4, 5, 3, 2)  # [B, C, F, h, w]
+    preview(1, 2, latents)
+    (x0,) = lp.decoded
+    assert torch.equal(x0, latents[:1, :, 2].float())  # first clip, frame 5 // 2, in fp32 (ComfyUI's previewers)
+    assert lp.calls[0][1].taesd_decoder_name == "taesd_decoder"  # SD1.5's format: TAESD when vae_approx has it
+    lp.method = "none"  # --preview-method none: progress only
+    quiet = pack.nodes.bridge.preview_progress(2)
+    quiet(1, 2, latents)
+    bar = comfy_fakes.utils.bars[-1]
+    assert bar.updates == [(1, 2)] and bar.previews == [] and len(lp.decoded) == 1
 
 
 def test_fuse_node_cancel_raises_comfy_interrupt(pack, comfy_fakes, tiny_pipe):

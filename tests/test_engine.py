@@ -100,10 +100,19 @@ def test_progress_count_equals_executed_steps(tiny_pipe, steps, denoise, schedul
     assert r.steps == n == len(unet_calls)
 
 
-def test_preview_callback_gets_latent_pictures(tiny_pipe):
+def test_preview_callback_gets_the_latents_of_each_step(tiny_pipe):
+    import torch
+
     seen = []
-    run(tiny_pipe, steps=4, denoise=0.5, preview=lambda s, t, rgb: seen.append((s, t, rgb.shape, rgb.dtype)))
-    assert seen == [(1, 2, (20, 24, 3), np.uint8), (2, 2, (20, 24, 3), np.uint8)]  # tiny VAE: latents are 1/2 size
+    r = run(tiny_pipe, steps=4, denoise=0.5, color_lock=0.0,
+            preview=lambda s, t, latents: seen.append((s, t, latents.detach().clone())))
+    assert [(s, t, tuple(x.shape)) for s, t, x in seen] == [(1, 2, (1, 4, 20, 24)), (2, 2, (1, 4, 20, 24))]  # tiny VAE: 1/2
+    vae = tiny_pipe.sd.vae
+    with torch.no_grad():  # the last step's latents are what the image is decoded from
+        decoded = vae.decode(seen[-1][2] / vae.config.scaling_factor).sample[0]
+    decoded = ((decoded / 2 + 0.5).clamp(0, 1)).permute(1, 2, 0).numpy()
+    assert np.abs(decoded - r.image).max() < 1e-5
+    assert (seen[0][2] - seen[1][2]).abs().max() > 1e-4
 
 
 class FakeInterrupt(Exception):

@@ -104,6 +104,8 @@ def test_sampler_batch_memory_manager_and_progress(pack, comfy_fakes, tiny_set):
     bar = comfy_fakes.utils.bars[-1]
     assert bar.updates == [(i, 4) for i in range(1, 5)]  # 2 images x int(4 x 0.5) steps
     assert len(bar.previews) == 4 and bar.previews[0][0] == "JPEG" and bar.previews[0][1].size == (16, 12)  # latents
+    lp = comfy_fakes.latent_preview  # the pictures come from ComfyUI's previewer, made once for the batch
+    assert len(lp.calls) == 1 and [tuple(x.shape) for x in lp.decoded] == [(1, 4, 12, 16)] * 4
 
 
 def test_sampler_params_override_widgets(pack, comfy_fakes, tiny_set):

@@ -105,6 +105,36 @@ def test_detection_is_inside_the_chain(pack, comfy_fakes, tiny_set, monkeypatch)
     assert first[1] == [] and first[2]["memory_required"] > 0
 
 
+def test_clip_detection_is_inside_the_chain(pack, comfy_fakes, tiny_set, monkeypatch):
+    """The Fuse node detects a missing map inside the batch's chain too: an out-of-memory there falls
+    back like the job, and the clip then stays on the CPU (the batch fell back)."""
+    import importlib
+
+    from zrealism_core.testing.tiny_motion import tiny_motion_adapter
+
+    mm = comfy_fakes.model_management
+    control_maps = importlib.import_module(pack.zrealism_core.__name__ + ".control_maps")
+    pipe = _gpu_pipe(pack, comfy_fakes, tiny_set, device="mps")  # chain: planned, free others, CPU
+    devices = []
+
+    def depth_map(image, *, device="cpu", **kw):
+        devices.append(device)
+        if device != "cpu":
+            raise torch.OutOfMemoryError("MPS backend out of memory")
+        return np.full(image.shape, 0.5, np.float32)
+
+    monkeypatch.setattr(control_maps, "depth_map", depth_map)
+    motion = pack.zrealism_core.models.motion.MotionModel(adapter=tiny_motion_adapter())
+    fuse = pack.nodes.animatediff_fuse.ZRealism_AnimateDiffFuse()
+    frames, _, _ = fuse.animate(pipe, motion, torch.from_numpy(rand_image(16, 16, 0)[None]), "p", "", 2, 8.0, 0.5, 0, 2, 1.0,
+                                "off", 0.0, 0.7, 0.7, 1.0, pose_map=_maps(1, (16, 16)))
+    assert tuple(frames.shape) == (2, 16, 16, 3)
+    assert devices == ["mps", "mps", "cpu"]  # planned -> free others -> CPU, for the clip's detector too
+    first = next(c for c in mm.calls if c[0] == "load_models_gpu")
+    assert first[1] == [] and first[2]["memory_required"] > 0  # detection reserves its activations, loads none of ours
+    assert not [c for c in mm.calls[mm.calls.index(first) + 1:] if c[0] == "load_models_gpu" and c[1]]  # job stays on CPU
+
+
 def test_decode_is_inside_the_chain(pack, comfy_fakes, tiny_set):
     mm = comfy_fakes.model_management
     pipe = _gpu_pipe(pack, comfy_fakes, tiny_set, device="mps")

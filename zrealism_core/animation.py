@@ -339,6 +339,7 @@ def animate(
     detail_end: float = 1.0,
     detail_hint: str = "auto",
     detail_map: Any = None,
+    preview: Optional[Callable[[int, int, Any], None]] = None,
 ) -> Clip:
     """Frames (list of H,W,3 float32; the still's size rounded to multiples of 8) of a clip animated from `still`.
 
@@ -362,6 +363,8 @@ def animate(
     (empty_maps.py), with a note in `.notes`.
     detail_scale / detail_start / detail_end / detail_hint / detail_map: the optional detail ControlNet,
     as in engine.transform (its hint is made from the still; not used in SparseCtrl keyframe mode).
+    preview(step, total, latents): the clip's latents ([1, 4, F, h, w]) after each step, as in
+    engine.transform (the ComfyUI node previews the middle frame).
     The result is a list subclass with `.fps`, `.seed` and `.timings`.
     """
     import torch
@@ -392,114 +395,133 @@ def animate(
     loras = _loras(motion, motion_lora, motion_lora_strength)
     if loras:
         require_peft()
-    depth, pose = None, None
-    if sparsectrl is None:  # the keyframe guides instead; missing maps are detected only for a net that is on
-        from .control_maps import prepare_maps, using_store
+    own_chain = chain is None and prepare is None
+    if own_chain:  # one clip: one chain for its detection and its job (a node running a batch passes one)
+        chain = zp.chain(placement, fallback)
+    try:
+        depth, pose = None, None
+        if sparsectrl is None:  # the keyframe guides instead; missing maps are detected only for a net that is on
+            from .control_maps import DEFAULT_RESOLUTION, prepare_maps, using_store
 
-        with using_store(zp.extras.get("detectors")):  # inside ComfyUI: the pipeline's own detectors
-            depth, pose = prepare_maps(
-                still8, depth=depth_map, pose=pose_map, need_depth=float(depth_scale) > 0, need_pose=float(pose_scale) > 0,
-                annotator_dirs=annotator_dirs if annotator_dirs is not None else zp.annotator_dirs,
-                device="cpu" if zp.home_device.type == "cpu" else str(zp.home_device), timings=timings, cancel=cancel, mask=mask,
+            def detect(attempt: Attempt) -> Tuple[Any, Any]:
+                """The still's control maps, inside the OOM chain: detectors run where the attempt runs."""
+                with using_store(zp.extras.get("detectors")):  # inside ComfyUI: the pipeline's own detectors
+                    return prepare_maps(
+                        still8, depth=depth_map, pose=pose_map, need_depth=float(depth_scale) > 0, need_pose=float(pose_scale) > 0,
+                        annotator_dirs=annotator_dirs if annotator_dirs is not None else zp.annotator_dirs,
+                        device="cpu" if attempt.device.type == "cpu" else str(attempt.device), timings=timings, cancel=cancel,
+                        mask=mask,
+                    )
+
+            detecting = (depth_map is None and float(depth_scale) > 0) or (pose_map is None and float(pose_scale) > 0)
+            if detecting and chain is not None:
+                detect_memory = estimate_memory(DEFAULT_RESOLUTION, DEFAULT_RESOLUTION, dtype=zp.home_dtype, cfg=False,
+                                                controlnets=0)
+                depth, pose = chain.run(detect, memory_required=detect_memory, timings=timings, skip=tuple(zp.modules()))
+            else:  # given maps are only resized; the older callables form detects where the pipeline lives
+                depth, pose = detect(zp.attempts(False)[0])
+        check_cancel(cancel)
+
+        n_gen = frames + (loop_tail_frames(frames) if loop == "crossfade" else 0)
+        still_pil = to_pil(still8)
+        off = np.zeros((h, w, 3), np.float32)
+        cond = [to_pil(depth if depth is not None else off), to_pil(pose if pose is not None else off)]
+        scales = [
+            switch_off_empty("depth", depth, float(depth_scale), detected=depth_map is None, notes=notes) if depth is not None else 0.0,
+            switch_off_empty("pose", pose, float(pose_scale), detected=pose_map is None, notes=notes) if pose is not None else 0.0,
+        ]
+        from .detail import detail_control
+
+        if sparsectrl is not None and float(detail_scale) > 0:
+            note(notes, "detail ControlNet not used: SparseCtrl keyframe mode guides the clip instead")
+            detail_scale = 0.0
+        detail = detail_control(zp, still8, scale=float(detail_scale), start=float(detail_start), end=float(detail_end),
+                                hint=detail_hint, given=detail_map, notes=notes, timings=timings)
+        # per-net windows only with a detail net (a two-net pipe keeps the scalar window, as before)
+        starts: Any = 0.0
+        ends: Any = float(control_end)
+        if detail.present:
+            starts, ends = [0.0, 0.0], [float(control_end)] * 2
+            detail.extend(cond, scales, starts, ends, off=cond[0])
+            if detail.active:
+                cond[2] = to_pil(detail.image)
+
+        n_run = expected_steps(steps, float(strength))
+        if sparsectrl is not None and (float(cfg_end) < 1.0 or control_budget != "full"):
+            note(notes, "cfg_end / control_budget not applied: SparseCtrl keyframe mode runs guidance on every step")
+        if sparsectrl is not None and scheduler != "ddim":
+            note(notes, f"scheduler {scheduler!r} not used: SparseCtrl keyframe mode samples with DDIM "
+                        "(it starts from the noised still, which needs DDIM's position-independent step)")
+        step_cb = make_step_callback(callback, cancel=cancel, preview=preview)
+
+        def job(attempt: Attempt) -> List[np.ndarray]:
+            nonlocal step_cb
+            generator = torch.Generator("cpu").manual_seed(int(seed))  # CPU noise: the same clip on any device
+            schedule = GuidanceSchedule(float(cfg_end), control_budget) if sparsectrl is None else GuidanceSchedule()  # fresh per attempt
+            step_cb = make_step_callback(callback, cancel=cancel, preview=preview,
+                                         on_step=schedule.on_step if schedule.needed else None)
+            common = dict(
+                num_inference_steps=steps,
+                guidance_scale=schedule.guidance_scale(float(cfg), n_run) if schedule.needed else float(cfg),
+                height=h, width=w, generator=generator, output_type="np", decode_chunk_size=max(1, int(decode_chunk_size)),
+                callback_on_step_end=step_cb, callback_on_step_end_tensor_inputs=schedule.tensor_inputs(mp),
             )
-    check_cancel(cancel)
+            # the view's LoRAs (in place on the shared 2D weights) and IP-Adapter (on the motion UNet)
+            # are active only in here; prompts are encoded in here too, so a text-encoder LoRA applies
+            with stage("animating", timings, f"{n_gen} frames {w}x{h}, {steps} steps x strength {strength}, {attempt}"), \
+                    pipe_view.active(zp, unet=mp.unet, scheduler_of=mp, timings=timings,
+                                     cfg=common["guidance_scale"]) as adapter_kwargs:
+                common.update(adapter_kwargs)
+                with stage("encoding the prompts", timings):
+                    # weighting, embeddings, long prompts, clip_skip: the same encoder as the still (text.encode)
+                    pos_embeds, neg_embeds = pipeline_prompt_embeds(
+                        mp, prompt or "", negative or "", cfg=common["guidance_scale"], options=getattr(zp, "text", None),
+                        notes=notes)
+                common.update(embeds_kwargs(mp, pos_embeds, neg_embeds))
+                with torch.inference_mode(), scheduled(schedule, mp.controlnet, mp.unet), \
+                        fixed_prompt_encoding(mp, pos_embeds, neg_embeds), \
+                        cancel_between_calls(mp.vae.decoder, cancel, "between VAE decode chunks"):
+                    if sparsectrl is not None:
+                        out = _run_sparsectrl(mp, still_pil, n_gen, float(strength), float(sparsectrl_scale), loop, common)
+                    else:
+                        out = mp(
+                            video=[still_pil] * n_gen, strength=float(strength),
+                            conditioning_frames=[[c] * n_gen for c in cond],
+                            controlnet_conditioning_scale=scales, control_guidance_start=starts,
+                            control_guidance_end=ends, **common,
+                        ).frames
+            return [np.asarray(f, dtype=np.float32) for f in out[0]]
 
-    n_gen = frames + (loop_tail_frames(frames) if loop == "crossfade" else 0)
-    still_pil = to_pil(still8)
-    off = np.zeros((h, w, 3), np.float32)
-    cond = [to_pil(depth if depth is not None else off), to_pil(pose if pose is not None else off)]
-    scales = [
-        switch_off_empty("depth", depth, float(depth_scale), detected=depth_map is None, notes=notes) if depth is not None else 0.0,
-        switch_off_empty("pose", pose, float(pose_scale), detected=pose_map is None, notes=notes) if pose is not None else 0.0,
-    ]
-    from .detail import detail_control
-
-    if sparsectrl is not None and float(detail_scale) > 0:
-        note(notes, "detail ControlNet not used: SparseCtrl keyframe mode guides the clip instead")
-        detail_scale = 0.0
-    detail = detail_control(zp, still8, scale=float(detail_scale), start=float(detail_start), end=float(detail_end),
-                            hint=detail_hint, given=detail_map, notes=notes, timings=timings)
-    # per-net windows only with a detail net (a two-net pipe keeps the scalar window, as before)
-    starts: Any = 0.0
-    ends: Any = float(control_end)
-    if detail.present:
-        starts, ends = [0.0, 0.0], [float(control_end)] * 2
-        detail.extend(cond, scales, starts, ends, off=cond[0])
-        if detail.active:
-            cond[2] = to_pil(detail.image)
-
-    n_run = expected_steps(steps, float(strength))
-    if sparsectrl is not None and (float(cfg_end) < 1.0 or control_budget != "full"):
-        note(notes, "cfg_end / control_budget not applied: SparseCtrl keyframe mode runs guidance on every step")
-    if sparsectrl is not None and scheduler != "ddim":
-        note(notes, f"scheduler {scheduler!r} not used: SparseCtrl keyframe mode samples with DDIM "
-                    "(it starts from the noised still, which needs DDIM's position-independent step)")
-    step_cb = make_step_callback(callback, cancel=cancel)
-
-    def job(attempt: Attempt) -> List[np.ndarray]:
-        nonlocal step_cb
-        generator = torch.Generator("cpu").manual_seed(int(seed))  # CPU noise: the same clip on any device
-        schedule = GuidanceSchedule(float(cfg_end), control_budget) if sparsectrl is None else GuidanceSchedule()  # fresh per attempt
-        step_cb = make_step_callback(callback, cancel=cancel, on_step=schedule.on_step if schedule.needed else None)
-        common = dict(
-            num_inference_steps=steps,
-            guidance_scale=schedule.guidance_scale(float(cfg), n_run) if schedule.needed else float(cfg),
-            height=h, width=w, generator=generator, output_type="np", decode_chunk_size=max(1, int(decode_chunk_size)),
-            callback_on_step_end=step_cb, callback_on_step_end_tensor_inputs=schedule.tensor_inputs(mp),
-        )
-        # the view's LoRAs (in place on the shared 2D weights) and IP-Adapter (on the motion UNet)
-        # are active only in here; prompts are encoded in here too, so a text-encoder LoRA applies
-        with stage("animating", timings, f"{n_gen} frames {w}x{h}, {steps} steps x strength {strength}, {attempt}"), \
-                pipe_view.active(zp, unet=mp.unet, scheduler_of=mp, timings=timings,
-                                 cfg=common["guidance_scale"]) as adapter_kwargs:
-            common.update(adapter_kwargs)
-            with stage("encoding the prompts", timings):
-                # weighting, embeddings, long prompts, clip_skip: the same encoder as the still (text.encode)
-                pos_embeds, neg_embeds = pipeline_prompt_embeds(
-                    mp, prompt or "", negative or "", cfg=common["guidance_scale"], options=getattr(zp, "text", None),
-                    notes=notes)
-            common.update(embeds_kwargs(mp, pos_embeds, neg_embeds))
-            with torch.inference_mode(), scheduled(schedule, mp.controlnet, mp.unet), \
-                    fixed_prompt_encoding(mp, pos_embeds, neg_embeds), \
-                    cancel_between_calls(mp.vae.decoder, cancel, "between VAE decode chunks"):
-                if sparsectrl is not None:
-                    out = _run_sparsectrl(mp, still_pil, n_gen, float(strength), float(sparsectrl_scale), loop, common)
+        with zp.lock:  # one job at a time per loaded pipeline (the still sampler takes the same lock)
+            with stage("building the motion pipeline", timings):
+                mp = motion_pipeline(zp, motion.adapter, sparsectrl=sparsectrl)
+                mp.scheduler = _scheduler_for(zp.sd, scheduler, getattr(zp, "base_scheduler_config", None))
+            _set_free_noise(mp, n_gen, motion.max_frames, context_stride)
+            names: List[str] = []
+            try:
+                if loras:
+                    with stage("loading motion LoRAs", timings, ", ".join(l.name for l in loras)):
+                        for lora in loras:
+                            mp.load_lora_weights(dict(lora.state_dict), adapter_name=lora.name)
+                            names.append(lora.name)
+                        mp.set_adapters(names, adapter_weights=[l.strength for l in loras])
+                if prepare is not None:  # the older form of placement (callables)
+                    raw = run_with_fallback(
+                        job, zp.attempts(fallback),
+                        prepare=_placer(zp, mp, sparsectrl, prepare), restore=_restorer(zp, mp, sparsectrl, restore),
+                        timings=timings,
+                    )
                 else:
-                    out = mp(
-                        video=[still_pil] * n_gen, strength=float(strength),
-                        conditioning_frames=[[c] * n_gen for c in cond],
-                        controlnet_conditioning_scale=scales, control_guidance_start=starts,
-                        control_guidance_end=ends, **common,
-                    ).frames
-        return [np.asarray(f, dtype=np.float32) for f in out[0]]
-
-    with zp.lock:  # one job at a time per loaded pipeline (the still sampler takes the same lock)
-        with stage("building the motion pipeline", timings):
-            mp = motion_pipeline(zp, motion.adapter, sparsectrl=sparsectrl)
-            mp.scheduler = _scheduler_for(zp.sd, scheduler, getattr(zp, "base_scheduler_config", None))
-        _set_free_noise(mp, n_gen, motion.max_frames, context_stride)
-        names: List[str] = []
-        try:
-            if loras:
-                with stage("loading motion LoRAs", timings, ", ".join(l.name for l in loras)):
-                    for lora in loras:
-                        mp.load_lora_weights(dict(lora.state_dict), adapter_name=lora.name)
-                        names.append(lora.name)
-                    mp.set_adapters(names, adapter_weights=[l.strength for l in loras])
-            if prepare is not None:  # the older form of placement (callables)
-                raw = run_with_fallback(
-                    job, zp.attempts(fallback),
-                    prepare=_placer(zp, mp, sparsectrl, prepare), restore=_restorer(zp, mp, sparsectrl, restore),
-                    timings=timings,
-                )
-            else:
-                raw = _run_in_chain(zp, mp, motion, sparsectrl, job, chain, placement, fallback, timings,
-                                    estimate_memory(h, w, dtype=zp.home_dtype, frames=n_gen, cfg=float(cfg) > 1.0,
-                                                    controlnets=sum(1 for s_ in scales if s_ > 0) if sparsectrl is None else 1,
-                                                    motion=True, decode_chunk=int(decode_chunk_size)))
-        finally:
-            if names:
-                mp.unload_lora_weights()  # the next call sees the plain motion model
+                    raw = _run_in_chain(zp, mp, motion, sparsectrl, job, chain, placement, fallback, timings,
+                                        estimate_memory(h, w, dtype=zp.home_dtype, frames=n_gen, cfg=float(cfg) > 1.0,
+                                                        controlnets=sum(1 for s_ in scales if s_ > 0) if sparsectrl is None else 1,
+                                                        motion=True, decode_chunk=int(decode_chunk_size)))
+            finally:
+                if names:
+                    mp.unload_lora_weights()  # the next call sees the plain motion model
+    finally:
+        if own_chain:
+            chain.close()
 
     with stage("finishing frames", timings):
         raw = [np.clip(f, 0.0, 1.0) for f in raw]

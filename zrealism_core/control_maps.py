@@ -48,6 +48,7 @@ log = logging.getLogger("zrealism")
 DEPTH_METHODS = ("auto", "depth_anything", "midas")
 MIN_RESOLUTION = 64
 MAX_RESOLUTION = 2048
+DEFAULT_RESOLUTION = 512  # detect_resolution's default: what SD1.5's ControlNets were trained at
 
 # Depth Anything V2's image processor settings (the -hf repo's preprocessor_config.json), used
 # when a folder has no preprocessor_config.json of its own.
@@ -87,7 +88,7 @@ def depth_map(
     *,
     method: str = "auto",
     annotator_dirs: Optional[Iterable[Any]] = None,
-    resolution: int = 512,
+    resolution: int = DEFAULT_RESOLUTION,
     device: Any = "cpu",
 ) -> np.ndarray:
     """Depth control map (H,W,3 float32 in 0..1, near = bright) of the input's size.
@@ -121,7 +122,7 @@ def pose_map(
     image: ImageLike,
     *,
     annotator_dirs: Optional[Iterable[Any]] = None,
-    resolution: int = 512,
+    resolution: int = DEFAULT_RESOLUTION,
     device: Any = "cpu",
     include_hand: bool = False,
     include_face: bool = False,
@@ -190,7 +191,7 @@ def prepare_maps(
     need_pose: bool = True,
     method: str = "auto",
     annotator_dirs: Optional[Iterable[Any]] = None,
-    resolution: int = 512,
+    resolution: int = DEFAULT_RESOLUTION,
     device: Any = "cpu",
     timings: Optional[Dict[str, float]] = None,
     cancel: Any = None,
@@ -229,7 +230,7 @@ def pose_keypoints(
     image: ImageLike,
     *,
     annotator_dirs: Optional[Iterable[Any]] = None,
-    resolution: int = 512,
+    resolution: int = DEFAULT_RESOLUTION,
     device: Any = "cpu",
     mask: Any = None,
 ) -> List[List[Optional[Tuple[float, float]]]]:

@@ -413,7 +413,7 @@ def transform(
     fallback: Optional[bool] = None,
     prepare: Optional[Callable[[runtime.Attempt], None]] = None,
     restore: Optional[Callable[[runtime.Attempt], None]] = None,
-    preview: Optional[Callable[[int, int, np.ndarray], None]] = None,
+    preview: Optional[Callable[[int, int, Any], None]] = None,
     cfg_end: float = guidance.DEFAULT_CFG_END,
     control_budget: str = guidance.DEFAULT_CONTROL_BUDGET,
     detail_scale: float = 0.0,
@@ -438,8 +438,8 @@ def transform(
     chain: the batch's OOM chain (pipe.chain(); once one image fell back the rest of the batch stays
     there); default: a chain of this job alone. placement: where the models go (models.placement;
     the ComfyUI node passes one that goes through ComfyUI's memory manager). prepare/restore: the
-    older form of placement (callables taking the attempt). preview(step, total, rgb_uint8): a small
-    picture of the latents after each step (runtime.latent_preview), e.g. for ComfyUI's preview.
+    older form of placement (callables taking the attempt). preview(step, total, latents): the latents
+    tensor after each step, e.g. for ComfyUI's previewer (runtime.make_step_callback).
     cfg_end: fraction of the executed steps that run classifier-free guidance; after it the UNet and
     ControlNets run at batch 1 (1.0 = every step, as before). control_budget: "full" or
     "prompt_branch" (ControlNets on the conditional half only, residuals reused): guidance.py.

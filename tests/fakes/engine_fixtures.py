@@ -89,13 +89,17 @@ def _load(name: str, path: Path) -> types.ModuleType:
 @pytest.fixture
 def comfy_fakes(monkeypatch, tmp_path, pack):
     saved = {k: sys.modules.get(k) for k in ("comfy", "comfy.model_management", "comfy.model_patcher", "comfy.patcher_extension",
-                                             "comfy.utils", "folder_paths")}
+                                             "comfy.utils", "comfy.latent_formats", "folder_paths", "latent_preview")}
     comfy = _load("comfy", FAKES / "comfy" / "__init__.py")
     mm = _load("comfy.model_management", FAKES / "comfy" / "model_management.py")
     pe = _load("comfy.patcher_extension", FAKES / "comfy" / "patcher_extension.py")
     mp = _load("comfy.model_patcher", FAKES / "comfy" / "model_patcher.py")
     cu = _load("comfy.utils", FAKES / "comfy" / "utils.py")
+    lf = _load("comfy.latent_formats", FAKES / "comfy" / "latent_formats.py")
     comfy.model_management, comfy.model_patcher, comfy.patcher_extension, comfy.utils = mm, mp, pe, cu
+    comfy.latent_formats = lf
+    lp = _load("latent_preview", FAKES / "latent_preview.py")
+    lp.reset()
     fp = _load("folder_paths", FAKES / "folder_paths.py")
     fp.setup(str(tmp_path))
     mm.reset()
@@ -104,8 +108,11 @@ def comfy_fakes(monkeypatch, tmp_path, pack):
     monkeypatch.setattr(bridge, "folder_paths", fp)
     monkeypatch.setattr(bridge, "model_management", mm)
     monkeypatch.setattr(bridge, "comfy_utils", cu)
+    monkeypatch.setattr(bridge, "latent_formats", lf)
+    monkeypatch.setattr(bridge, "latent_preview", lp)
     try:
         yield types.SimpleNamespace(model_management=mm, model_patcher=mp, patcher_extension=pe, utils=cu, folder_paths=fp,
+                                    latent_preview=lp,
                                     models=Path(fp.models_dir), bridge=bridge)
     finally:
         for k, v in saved.items():

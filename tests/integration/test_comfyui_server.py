@@ -9,7 +9,9 @@ What it does: starts `main.py --cpu` on a free loopback port, with an --extra-mo
 yaml whose `custom_nodes:` entry holds a symlink to this repository and whose model folders hold
 tiny random-weight models written by zrealism_core.testing.tiny_models / tiny_motion / tiny_annotators;
 then posts each workflows/api/*.json to /prompt (model names, sizes, steps and frame counts patched
-down in the posted copy), waits on /history, and checks the outputs. It also checks /object_info
+down in the posted copy), waits on /history, and checks the outputs, and that our samplers sent a
+preview per step through ComfyUI's previewer (the server runs with --preview-method taesd and a
+tiny TAESD decoder in models/vae_approx). It also checks /object_info
 (our nodes, with a tooltip on every input) and /workflow_templates.
 
 Timings per workflow are printed and, when ZR_TIMINGS_JSON names a file, written there.
@@ -29,7 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Sequence
 
 import numpy as np
 import pytest
@@ -121,6 +123,33 @@ def write_models(models: Path, native: bool = True) -> Dict[str, str]:
     }
 
 
+# the colour a preview made by the TAESD decoder below shows (its last conv is zero, its bias this)
+TAESD_COLOUR = (0.2, 0.6, 0.9)
+
+
+def write_taesd_decoder(path: Path) -> None:
+    """A random-weight TAESD decoder for --preview-method taesd, in ComfyUI's own layout (built by
+    ComfyUI's class in a subprocess, so this test process never imports ComfyUI). Its output is the
+    flat colour TAESD_COLOUR, which no Latent2RGB preview gives: a preview in that colour came from TAESD."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    script = (
+        "import sys, torch\n"
+        "from safetensors.torch import save_file\n"
+        "import comfy.cli_args\n"
+        "comfy.cli_args.args.cpu = True  # as main.py --cpu (model_management looks for a GPU on import)\n"
+        "from comfy.taesd.taesd import Decoder\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "sd = {k: torch.randn(v.shape, generator=g) * 0.05 for k, v in Decoder(4).state_dict().items()}\n"
+        "last = [k for k, v in sd.items() if v.ndim == 4 and v.shape[0] == 3][-1]\n"
+        "sd[last] = torch.zeros_like(sd[last])\n"
+        f"sd[last[:-len('weight')] + 'bias'] = torch.tensor({list(TAESD_COLOUR)})\n"
+        "save_file(sd, sys.argv[1])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], cwd=COMFYUI_DIR, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(COMFYUI_DIR)))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def write_inputs(folder: Path) -> Dict[str, str]:
     """A small character on white, plus depth and pose maps for the custom-maps workflow."""
     from PIL import Image
@@ -147,9 +176,9 @@ def write_inputs(folder: Path) -> Dict[str, str]:
 # ------------------------------------------------------------------ the server
 
 @contextlib.contextmanager
-def running_server(root: Path, name: str, folders: List[str]) -> Iterator["Server"]:
-    """Start `main.py --cpu` on a free loopback port with `root`'s custom_nodes and model `folders`
-    (an extra-model-paths yaml named `name`), wait until it answers, and stop it afterwards."""
+def running_server(root: Path, name: str, folders: List[str], extra_args: Sequence[str] = ()) -> Iterator["Server"]:
+    """Start `main.py --cpu` (plus `extra_args`) on a free loopback port with `root`'s custom_nodes and
+    model `folders` (an extra-model-paths yaml named `name`), wait until it answers, and stop it afterwards."""
     yaml = root / "extra_model_paths.yaml"
     yaml.write_text(f"{name}:\n"
                     f"    base_path: {root}\n"
@@ -163,7 +192,7 @@ def running_server(root: Path, name: str, folders: List[str]) -> Iterator["Serve
     cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
            "--disable-auto-launch", "--extra-model-paths-config", str(yaml),
            "--input-directory", str(root / "input"), "--output-directory", str(root / "output"),
-           "--user-directory", str(root / "user"), "--temp-directory", str(root / "temp")]
+           "--user-directory", str(root / "user"), "--temp-directory", str(root / "temp"), *extra_args]
     started = time.perf_counter()
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, cwd=COMFYUI_DIR, stdout=fh, stderr=subprocess.STDOUT, env=env)
@@ -195,15 +224,16 @@ def server(tmp_path_factory):
     os.symlink(REPO, root / "custom_nodes" / PACK_DIR_NAME)
     sys.path.insert(0, str(REPO))  # zrealism_core for the tiny-model writers
     names = write_models(root / "models")
+    write_taesd_decoder(root / "models" / "vae_approx" / "taesd_decoder.safetensors")
     inputs = write_inputs(root / "input")
     example = Path(COMFYUI_DIR) / "input" / "example.png"  # what the shipped graphs select (screenshots)
     if example.is_file():
         shutil.copy(example, root / "input" / "example.png")
     folders = ["checkpoints", "controlnet", "animatediff_models", "diffusers", "zrealism_annotators", "loras", "ipadapter",
-               "clip_vision"]
+               "clip_vision", "vae_approx"]
     started = time.perf_counter()
     try:
-        with running_server(root, "zrealism_test", folders) as srv:
+        with running_server(root, "zrealism_test", folders, ("--preview-method", "taesd")) as srv:
             srv.names, srv.inputs = names, inputs
             TIMINGS["server start (s)"] = round(time.perf_counter() - started, 1)
             yield srv
@@ -317,17 +347,22 @@ def _wait(server: Server, prompt_id: str) -> Dict[str, Any]:
 
 
 async def _queue_and_time_nodes(base: str, prompt: Dict[str, Any], client_id: str):
-    """POST the prompt with a websocket open; time each node from its "executing" message to the next.
-    Returns (http status, answer, {node_id: seconds}). aiohttp is one of ComfyUI's requirements."""
+    """POST the prompt with a websocket open; time each node from its "executing" message to the next
+    and keep the preview pictures each node sent. Returns (http status, answer, {node_id: seconds},
+    {node_id: [PIL images]}). aiohttp is one of ComfyUI's requirements."""
+    import io
+
     import aiohttp
+    from PIL import Image
 
     times: Dict[str, float] = {}
+    previews: Dict[str, List[Any]] = {}
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(f"{base}/ws?clientId={client_id}") as ws:
             async with session.post(f"{base}/prompt", json={"prompt": prompt, "client_id": client_id}) as r:
                 status, answer = r.status, await r.json()
             if status != 200:
-                return status, answer, times
+                return status, answer, times, previews
             pid, current, t0 = answer["prompt_id"], None, time.perf_counter()
             deadline = t0 + RUN_TIMEOUT_S
             while time.perf_counter() < deadline:
@@ -335,6 +370,9 @@ async def _queue_and_time_nodes(base: str, prompt: Dict[str, Any], client_id: st
                 if msg.type != aiohttp.WSMsgType.TEXT:  # binary frames are previews
                     if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                         break
+                    # event 1 (PREVIEW_IMAGE), image type (1 JPEG), then the picture
+                    if msg.type == aiohttp.WSMsgType.BINARY and msg.data[:4] == b"\0\0\0\1" and current is not None:
+                        previews.setdefault(current, []).append(Image.open(io.BytesIO(msg.data[8:])).convert("RGB"))
                     continue
                 m = json.loads(msg.data)
                 data = m.get("data") or {}
@@ -347,13 +385,13 @@ async def _queue_and_time_nodes(base: str, prompt: Dict[str, Any], client_id: st
                     current, t0 = (data.get("node") if m["type"] == "executing" else None), now
                     if m["type"] != "executing" or data.get("node") is None:
                         break
-    return status, answer, times
+    return status, answer, times, previews
 
 
 def _run(server: Server, prompt: Dict[str, Any], label: str) -> Dict[str, Any]:
     """Queue `prompt`, wait for it, check it succeeded, record its timings; returns the history entry."""
     started = time.perf_counter()
-    status, answer, node_times = asyncio.run(_queue_and_time_nodes(server.base, prompt, "zrealism-test"))
+    status, answer, node_times, previews = asyncio.run(_queue_and_time_nodes(server.base, prompt, "zrealism-test"))
     assert status == 200, f"{label} rejected: {json.dumps(answer, indent=1)[:4000]}"
     assert answer.get("node_errors") == {}, answer
     entry = _wait(server, answer["prompt_id"])
@@ -365,6 +403,7 @@ def _run(server: Server, prompt: Dict[str, Any], label: str) -> Dict[str, Any]:
         "total_s": round(elapsed, 1),
         "nodes_s": {f"{k} {prompt[k]['class_type']}": round(v, 2) for k, v in sorted(node_times.items(), key=lambda kv: -kv[1])},
     }
+    entry["previews"] = previews
     return entry
 
 
@@ -385,6 +424,16 @@ def test_api_workflow_runs(server, path):
         base = server.root / "output" if f.get("type") == "output" else server.root / "temp" / "temp"
         written = base / f.get("subfolder", "") / f["filename"]
         assert written.is_file() and written.stat().st_size > 0, written
+    # our samplers preview every step through ComfyUI's previewer: --preview-method taesd, so each
+    # picture is the TAESD decoder's flat colour (a clip shows its middle frame)
+    samplers = [k for k, n in prompt.items() if n["class_type"] in ("ZRealism_DualControlNetSampler", "ZRealism_AnimateDiffFuse")]
+    for k in samplers:
+        pictures = entry["previews"].get(k, [])
+        assert pictures, f"{prompt[k]['class_type']} sent no preview"
+        for picture in pictures:
+            mean = np.asarray(picture, np.float32).reshape(-1, 3).mean(0) / 255.0
+            assert np.abs(mean - np.array(TAESD_COLOUR)).max() < 0.02, (prompt[k]["class_type"], mean)
+    TIMINGS[path.stem]["previews"] = {k: len(entry["previews"].get(k, [])) for k in samplers}
     evaluators = [k for k, n in prompt.items() if n["class_type"] == "ZRealism_FidelityEvaluator"]
     assert evaluators
     for k in evaluators:  # ui text = [summary, JSON report]: what API clients read

@@ -14,8 +14,9 @@ This module is shared by the still engine (engine.py) and the video stage (anima
         further UNet evaluation runs. `cancel` raises our CancelledError; a callback's own
         exception propagates unchanged (ComfyUI shows "interrupted" for its own exception).
         `fn.steps_done` counts executed steps (telemetry/tests).
-        `preview(done, total, rgb)`: also called each step with a small H/8 x W/8 x 3 uint8 picture
-        of the current latents (latent_preview; SD1.5 latent->RGB factors, as ComfyUI's previews).
+        `preview(done, total, latents)`: also called each step with the current latents tensor
+        ([B, 4, h, w]; a clip's are [B, 4, F, h, w]); inside ComfyUI the node turns them into a
+        picture with ComfyUI's own previewer (nodes/bridge.preview_progress).
 
     expected_steps(steps, strength) -> int
         What img2img will execute: int(steps * strength) capped to steps (create progress bars with it).
@@ -103,22 +104,6 @@ def _cancel_requested(cancel: Any) -> bool:
     return bool(cancel())
 
 
-# SD1.5 latent channels -> RGB (the linear map ComfyUI's Latent2RGB previewer uses for SD1.x)
-SD15_LATENT_RGB = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350), (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177))
-
-
-def latent_preview(latents: Any) -> Any:
-    """A cheap preview (h, w, 3 uint8 numpy) of the first latent in a [B, 4, h, w] (or [B, 4, F, h, w]) tensor."""
-    import numpy as np
-    import torch
-
-    x = latents[0].detach().float().cpu()
-    if x.ndim == 4:  # video latents [C, F, h, w]: the first frame
-        x = x[:, 0]
-    rgb = torch.einsum("chw,cr->hwr", x, torch.tensor(SD15_LATENT_RGB))
-    return (((rgb + 1.0) / 2.0).clamp(0, 1) * 255.0).round().to(torch.uint8).numpy().astype(np.uint8)
-
-
 def make_step_callback(
     callback: Optional[ProgressCallback] = None,
     *,
@@ -134,7 +119,7 @@ def make_step_callback(
         if on_step is not None:
             on_step(pipe, step, timestep, callback_kwargs)
         if preview is not None and callback_kwargs.get("latents") is not None:
-            preview(step_end.steps_done, total, latent_preview(callback_kwargs["latents"]))  # may raise, like callback
+            preview(step_end.steps_done, total, callback_kwargs["latents"])  # may raise, like callback
         if callback is not None:
             callback(step_end.steps_done, total)  # may raise (ComfyUI Cancel): propagates as is
         if _cancel_requested(cancel):

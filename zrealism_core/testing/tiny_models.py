@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
-from .. import SD15_CONFIG_DIR, TOKENIZER_DIR
+from .. import TOKENIZER_DIR
 from ..models.ldm_keys import down_path_to_ldm, unet_key_to_ldm
 
 PathLike = Union[str, Path]
