@@ -47,13 +47,37 @@ def test_strength_zero_is_plain_and_one_changes(tiny_pipe, lora_files):
 
 
 def test_weights_restored_exactly_and_file_read_once(tiny_pipe, lora_files):
+    from zrealism_core.pipe_view import restore_weights
+
     before = weights(tiny_pipe)
     view = tiny_pipe.with_lora(lora_files["kohya"], 0.7)
     run(view)
-    after = weights(tiny_pipe)
-    assert all(torch.equal(before[k], after[k]) for k in before)
+    patched = weights(tiny_pipe)  # kept for the next job with the same LoRA, as ComfyUI does
+    assert any(not torch.equal(before[k], patched[k]) for k in before)
+    run(tiny_pipe)  # a job on the plain pipe puts the originals back first
+    assert all(torch.equal(before[k], v) for k, v in weights(tiny_pipe).items())
+    run(view)
+    restore_weights(view)  # or at once, for code that uses pipe.sd directly
+    assert all(torch.equal(before[k], v) for k, v in weights(tiny_pipe).items())
     again = tiny_pipe.with_lora(lora_files["kohya"], 0.3)
     assert again.loras[0][0] is view.loras[0][0]  # loaded once per file, per pipeline
+
+
+def test_the_same_loras_are_applied_once_for_consecutive_jobs(tiny_pipe, lora_files):
+    view = tiny_pipe.with_lora(lora_files["kohya"], 0.7)
+    twin = tiny_pipe.with_lora(lora_files["kohya"], 0.7)  # another view, the same file and strength
+    other = tiny_pipe.with_lora(lora_files["kohya"], 0.4)
+
+    def steps(pipe):
+        return {k for k in transform(pipe, IMG, depth_map=IMG, pose_map=IMG, prompt="a photo", steps=2, denoise=1.0,
+                                     seed=3).timings if "LoRA" in k}
+
+    first = steps(view)
+    assert "applying LoRAs" in first
+    assert steps(view) == set() and steps(twin) == set()  # nothing to switch
+    assert steps(other) == {"restoring LoRA weights", "applying LoRAs"}
+    assert steps(tiny_pipe) == {"restoring LoRA weights"}
+    assert steps(tiny_pipe) == set()
 
 
 def test_two_views_alternate(tiny_pipe, lora_files):

@@ -9,8 +9,10 @@ A view shares everything with the pipeline it came from (the same `sd`, modules,
 attribute reads and writes go to the root pipeline), and adds only `loras` (a tuple of
 (LoraFile, strength)) and `ip_adapter` (an IPAdapterSpec or None). It is a ZRealismPipeline, so
 every function that takes a pipe takes a view. Files are read once per root pipeline (cached in
-`root.extras`); the weights change only inside `active(...)`, which the still and the clip jobs
-enter while holding `pipe.lock`, after the models were placed, and which restores them on exit.
+`root.extras`); the weights change only in `active(...)`, which the still and the clip jobs enter
+while holding `pipe.lock`, after the models were placed. The LoRAs stay applied after the job, as in
+ComfyUI, until a job needs other weights: it restores the saved originals first (set_loras), so the
+plain pipe's results stay bit-identical. `restore_weights(pipe)` puts the originals back at once.
 """
 from __future__ import annotations
 
@@ -113,42 +115,61 @@ def lora_models(pipe: ZRealismPipeline) -> Dict[str, Any]:
     return {"unet": sd.unet, "text_encoder": sd.text_encoder}
 
 
+_PATCHED = "lora_patched"  # root.extras: the (LoraFile, strength) pairs the shared weights carry now, and their backups
+
+
+def set_loras(pipe: ZRealismPipeline, loras: Sequence[Tuple[Any, float]], timings: Optional[Dict[str, float]] = None) -> None:
+    """Make the root pipeline's weights carry exactly `loras` ((LoraFile, strength), none at 0).
+
+    The weights stay patched after the job, as ComfyUI keeps a model patched while it is loaded:
+    the next job with the same LoRAs pays nothing, and a job that needs other weights (the plain
+    pipe, other strengths) first restores the saved originals, bit-identically. Each switch would
+    otherwise allocate and fault in a backup as large as the patched weights (1.3 GB for a full
+    SD1.5 LoRA in fp32) and free it again. Call with the pipe's job lock held."""
+    root = root_of(pipe)
+    now = root.extras.get(_PATCHED)
+    wanted = tuple((lf, float(s)) for lf, s in loras)
+    if now is not None and len(now[0]) == len(wanted) and all(a is b and s == t for (a, s), (b, t) in zip(now[0], wanted)):
+        return
+    if now is not None:
+        with runtime.stage("restoring LoRA weights", timings):
+            now[1].restore()
+        del root.extras[_PATCHED]
+    if wanted:
+        from .models import lora as lora_mod
+
+        with runtime.stage("applying LoRAs", timings, ", ".join(f"{l.name}@{s:g}" for l, s in wanted)):
+            applied = lora_mod.apply(lora_models(root), wanted)  # on an error it restores what it changed
+        root.extras[_PATCHED] = (wanted, applied)
+
+
+def restore_weights(pipe: ZRealismPipeline) -> None:
+    """Put the base weights back now (e.g. before using `pipe.sd` directly, outside transform/animate)."""
+    with root_of(pipe).lock:
+        set_loras(pipe, ())
+
+
 @contextlib.contextmanager
 def active(pipe: ZRealismPipeline, unet: Any = None, scheduler_of: Any = None,
            timings: Optional[Dict[str, float]] = None, cfg: float = 7.0) -> Iterator[Dict[str, Any]]:
-    """For one job: apply the view's LoRAs and install its IP-Adapter on `unet` (default the still
-    UNet; the clip passes its motion UNet), undo both on exit. Yields the extra keyword arguments
-    for the diffusers pipeline call (`ip_adapter_image_embeds`, or nothing). `scheduler_of`: the
-    diffusers pipeline whose scheduler's timesteps the IP-Adapter's start/end refer to. `cfg`: the
+    """For one job: the weights carry exactly the view's LoRAs (set_loras: patched in place, kept
+    for the next job with the same LoRAs) and the view's IP-Adapter is installed on `unet` (default
+    the still UNet; the clip passes its motion UNet) until the block ends. Yields the extra keyword
+    arguments for the diffusers pipeline call (`ip_adapter_image_embeds`, or nothing). `scheduler_of`:
+    the diffusers pipeline whose scheduler's timesteps the IP-Adapter's start/end refer to. `cfg`: the
     guidance scale the pipeline starts with (above 1: image embeds are passed as [uncond; cond])."""
-    loras = [(l, s) for l, s in getattr(pipe, "loras", ()) if float(s) != 0.0]
+    root = root_of(pipe)
+    set_loras(root, [(l, s) for l, s in getattr(pipe, "loras", ()) if float(s) != 0.0], timings)
     spec = getattr(pipe, "ip_adapter", None)
-    if spec is not None and float(spec.weight) == 0.0:
-        spec = None  # weight 0 = no IP-Adapter at all (bit-identical to none)
-    if not loras and spec is None:
+    if spec is None or float(spec.weight) == 0.0:  # weight 0 = no IP-Adapter at all (bit-identical to none)
         yield {}
         return
-    from .models import lora as lora_mod
+    from .models import ip_adapter as ipa
 
-    root = root_of(pipe)
-    applied = None
-    try:
-        if loras:
-            with runtime.stage("applying LoRAs", timings, ", ".join(f"{l.name}@{s:g}" for l, s in loras)):
-                applied = lora_mod.apply(lora_models(root), loras)
-        if spec is None:
-            yield {}
-        else:
-            from .models import ip_adapter as ipa
-
-            with ipa.installed(root, spec, unet if unet is not None else root.sd.unet,
-                               scheduler_of if scheduler_of is not None else root.sd, timings,
-                               cfg=float(cfg) > 1.0) as kwargs:
-                yield kwargs
-    finally:
-        if applied is not None:
-            with runtime.stage("restoring LoRA weights", timings):
-                applied.restore()
+    with ipa.installed(root, spec, unet if unet is not None else root.sd.unet,
+                       scheduler_of if scheduler_of is not None else root.sd, timings,
+                       cfg=float(cfg) > 1.0) as kwargs:
+        yield kwargs
 
 
 def adapter_modules(pipe: ZRealismPipeline) -> Dict[str, Any]:

@@ -78,8 +78,23 @@ class LoraLayer:
             w2 = t["k2"] if "k2" in t else t["k2a"] @ t["k2b"].flatten(1)
             rank = t["k2b"].shape[0] if "k2b" in t else (t["k1b"].shape[0] if "k1b" in t else None)
             d = torch.kron(w1.flatten(1) if w1.dim() > 2 else w1, w2.reshape(w2.shape[0], -1))
-        scale = (self.alpha / rank) if (self.alpha is not None and rank) else 1.0
-        return (d * scale).reshape(tuple(shape))
+        return (d * self._scale(rank)).reshape(tuple(shape))
+
+    def _scale(self, rank: Optional[int]) -> float:
+        return (self.alpha / rank) if (self.alpha is not None and rank) else 1.0
+
+    def add_to(self, weight: Any, strength: float) -> None:
+        """weight += strength * delta, in place, in float32 maths. A plain LoRA on a float32 weight is one
+        fused addmm into the weight: no full-size temporaries (each would be as large as the weight)."""
+        import torch
+
+        if "down" in self.parts and weight.dtype == torch.float32 and weight.is_contiguous():
+            down = self.parts["down"].to(device=weight.device, dtype=torch.float32).flatten(1)
+            up = self.parts["up"].to(device=weight.device, dtype=torch.float32).flatten(1)
+            weight.view(weight.shape[0], -1).addmm_(up, down, alpha=float(strength) * self._scale(down.shape[0]))
+            return
+        d = self.delta(weight.shape, weight.device, None) * float(strength)
+        weight.copy_((weight.float() + d).to(weight.dtype))
 
 
 @dataclass
@@ -334,8 +349,7 @@ def apply(models: Dict[str, Any], loras: Sequence[Tuple[LoraFile, float]], backu
                     weight = models[layer.target].get_submodule(layer.module).weight
                     if id(weight) not in done.saved:
                         done.saved[id(weight)] = (weight, weight.detach().to(device=backup_device, copy=True))
-                    d = layer.delta(weight.shape, weight.device, None) * float(strength)
-                    weight.copy_((weight.float() + d).to(weight.dtype))
+                    layer.add_to(weight, float(strength))
     except BaseException:
         done.restore()
         raise
