@@ -371,15 +371,20 @@ def _holder(module: Any) -> Any:
 
 
 def module_patcher(pipe: Any, module: Any) -> Any:
-    """The ModelPatcher ComfyUI tracks `module` with: made once per module and kept on the pipeline
-    (keyed by id, checked by identity, so a new module never reuses a stale patcher)."""
+    """The ModelPatcher ComfyUI tracks `module` with (ComfyUI itself keeps only a weak reference).
+    The pipeline's own modules: made once and kept on the pipeline (keyed by id, checked by identity, so a
+    new module never reuses a stale patcher). Any other module (the clip's motion adapter, SparseCtrl):
+    kept on the module itself, so it goes when the module goes (the pipeline does not keep it alive)."""
     import comfy.model_patcher as model_patcher  # type: ignore  # only called inside ComfyUI (or fakes)
 
-    patchers = pipe.extras.setdefault("comfy_patchers", {})
-    p = patchers.get(id(module))
+    if any(m is module for m in pipe.modules().values()):
+        patchers, key = pipe.extras.setdefault("comfy_patchers", {}), id(module)
+    else:
+        patchers, key = vars(module).setdefault("_zrealism_comfy_patchers", {}), str(pipe.home_device)
+    p = patchers.get(key)
     if p is None or p.model.inner is not module:
         offload = model_management.unet_offload_device() if model_management is not None else _torch().device("cpu")
-        p = patchers[id(module)] = model_patcher.ModelPatcher(_holder(module), load_device=pipe.home_device, offload_device=offload)
+        p = patchers[key] = model_patcher.ModelPatcher(_holder(module), load_device=pipe.home_device, offload_device=offload)
     return p
 
 

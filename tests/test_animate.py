@@ -68,6 +68,21 @@ def test_frames_size_count_and_determinism(tiny_pipe, adapter):
     assert np.abs(a[0] - a[-1]).mean() > 1e-3
 
 
+def test_the_motion_pipeline_lives_only_as_long_as_its_adapter(tiny_pipe):
+    """The still pipeline keeps no motion adapter alive: once the adapter (the Motion Loader's output) is
+    dropped, it and its motion pipeline are freed, while the still pipeline lives on."""
+    import gc
+    import weakref
+
+    adapter = tiny_motion_adapter(seed=5)
+    mp = motion_pipeline(tiny_pipe, adapter)
+    assert motion_pipeline(tiny_pipe, adapter) is mp  # cached while both live
+    gone = weakref.ref(adapter), weakref.ref(mp)
+    del adapter, mp
+    gc.collect()
+    assert gone[0]() is None and gone[1]() is None
+
+
 def test_motion_unet_shares_2d_weights_with_still_pipeline(tiny_pipe, adapter):
     mp = motion_pipeline(tiny_pipe, adapter)
     assert shares_unet_weights(tiny_pipe, mp)

@@ -226,6 +226,30 @@ def test_clip_passes_memory_for_its_frames(pack, comfy_fakes, tiny_set, monkeypa
     assert needs[1] > needs[0] > 0
 
 
+def test_the_pipeline_keeps_no_motion_adapter_alive(pack, comfy_fakes, tiny_set):
+    """Inside ComfyUI, after a clip, dropping the motion model (ComfyUI dropped the Motion Loader's output
+    and unloaded it) frees the adapter: neither its ModelPatcher nor its motion pipeline is kept by the
+    still pipeline."""
+    import gc
+    import weakref
+
+    from zrealism_core.testing.tiny_motion import tiny_motion_adapter
+
+    mm = comfy_fakes.model_management
+    _install_models(comfy_fakes.models, tiny_set)
+    pipe = _load(pack)
+    motion = pack.zrealism_core.models.motion.MotionModel(adapter=tiny_motion_adapter())
+    fuse = pack.nodes.animatediff_fuse.ZRealism_AnimateDiffFuse()
+    fuse.animate(pipe, motion, torch.from_numpy(rand_image(16, 16, 0)[None]), "p", "", 2, 8.0, 0.5, 0, 2, 1.0,
+                 "off", 0.0, 0.7, 0.7, 1.0, depth_map=_maps(1, (16, 16)), pose_map=_maps(1, (16, 16)))
+    assert any(lm.model.model.inner is motion.adapter for lm in mm.current_loaded_models)  # tracked while in use
+    gone = weakref.ref(motion.adapter)
+    mm.unload_all_models()
+    del motion
+    gc.collect()
+    assert gone() is None
+
+
 def test_detectors_live_on_the_pipeline_and_comfy_unload_drops_them(pack, comfy_fakes, tiny_set):
     """Inside ComfyUI: no module-level caches (the loader's output is the only owner), detectors are
     tracked by ComfyUI and its unload (POST /free, 'Unload models') drops them."""

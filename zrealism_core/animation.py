@@ -133,17 +133,22 @@ def _encode_repeated_once(self: Any, video: Any, generator: Any, decode_chunk_si
     return type(self).encode_video(self, video, generator, decode_chunk_size)
 
 
-_CACHE: "weakref.WeakKeyDictionary[Any, Dict[str, Any]]" = weakref.WeakKeyDictionary()
+# The motion pipelines built for an adapter live on the adapter itself, one per still pipeline (weakly keyed):
+# they go when either goes. A module-level cache keyed by the still pipeline kept the last adapter alive for as
+# long as the still pipeline lived, after ComfyUI had dropped the Motion Loader's output.
+_PIPELINES = "_zrealism_motion_pipelines"
 
 
 def motion_pipeline(pipe: Any, adapter: Any, *, sparsectrl: Any = None) -> Any:
     """The cached video pipeline for (still pipeline, adapter[, SparseCtrl model]), built without
-    copying the UNet weights. With `sparsectrl` it is an AnimateDiffSparseControlNetPipeline."""
+    copying the UNet weights; it lives as long as both the adapter and the still pipeline (see _PIPELINES).
+    With `sparsectrl` it is an AnimateDiffSparseControlNetPipeline."""
     from diffusers import AnimateDiffSparseControlNetPipeline, AnimateDiffVideoToVideoControlNetPipeline
 
     sd = _sd(pipe)
-    key = (id(adapter), id(sparsectrl), id(sd.unet), id(sd.controlnet), id(sd.vae))
-    entry = _CACHE.get(sd)
+    cache = vars(adapter).setdefault(_PIPELINES, weakref.WeakKeyDictionary())
+    key = (id(sparsectrl), id(sd.unet), id(sd.controlnet), id(sd.vae))
+    entry = cache.get(sd)
     if entry is not None and entry["key"] == key:
         return entry["pipe"]
     motion_unet = build_motion_unet(sd.unet, adapter)
@@ -159,7 +164,7 @@ def motion_pipeline(pipe: Any, adapter: Any, *, sparsectrl: Any = None) -> Any:
         mp = AnimateDiffVideoToVideoControlNetPipeline(controlnet=sd.controlnet, **common)
         mp.encode_video = types.MethodType(_encode_repeated_once, mp)
     mp.set_progress_bar_config(disable=True)
-    _CACHE[sd] = {"key": key, "pipe": mp}  # one per still pipeline: the last adapter used
+    cache[sd] = {"key": key, "pipe": mp}  # per (adapter, still pipeline): the last SparseCtrl used
     return mp
 
 
