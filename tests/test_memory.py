@@ -82,12 +82,12 @@ def test_next_job_starts_from_the_top(pack, comfy_fakes, tiny_set):
     assert _kinds(mm.calls) == ["load_models_gpu"] and mm.calls[0][2]["force_full_load"] is True
 
 
-def test_detection_is_inside_the_chain(pack, comfy_fakes, tiny_set, monkeypatch):
+def _depth_detector_out_of_memory_off_cpu(pack, monkeypatch) -> list:
+    """Replace the depth detector with one that runs out of memory anywhere but on the CPU; returns the
+    list of devices it was asked to run on."""
     import importlib
 
-    mm = comfy_fakes.model_management
     control_maps = importlib.import_module(pack.zrealism_core.__name__ + ".control_maps")
-    pipe = _gpu_pipe(pack, comfy_fakes, tiny_set, device="mps")  # chain: planned, free others, CPU
     devices = []
 
     def depth_map(image, *, device="cpu", **kw):
@@ -97,6 +97,13 @@ def test_detection_is_inside_the_chain(pack, comfy_fakes, tiny_set, monkeypatch)
         return np.full(image.shape, 0.5, np.float32)
 
     monkeypatch.setattr(control_maps, "depth_map", depth_map)
+    return devices
+
+
+def test_detection_is_inside_the_chain(pack, comfy_fakes, tiny_set, monkeypatch):
+    mm = comfy_fakes.model_management
+    pipe = _gpu_pipe(pack, comfy_fakes, tiny_set, device="mps")  # chain: planned, free others, CPU
+    devices = _depth_detector_out_of_memory_off_cpu(pack, monkeypatch)
     out = _sampler(pack).sample(pipe, torch.from_numpy(rand_image(16, 16, 0)[None]), pose_map=_maps(1, (16, 16)), **SAMPLE)
     assert out[0].shape == (1, 16, 16, 3)
     assert devices == ["mps", "mps", "cpu"]  # planned -> free others -> CPU, for the detector too
@@ -108,22 +115,11 @@ def test_detection_is_inside_the_chain(pack, comfy_fakes, tiny_set, monkeypatch)
 def test_clip_detection_is_inside_the_chain(pack, comfy_fakes, tiny_set, monkeypatch):
     """The Fuse node detects a missing map inside the batch's chain too: an out-of-memory there falls
     back like the job, and the clip then stays on the CPU (the batch fell back)."""
-    import importlib
-
     from zrealism_core.testing.tiny_motion import tiny_motion_adapter
 
     mm = comfy_fakes.model_management
-    control_maps = importlib.import_module(pack.zrealism_core.__name__ + ".control_maps")
     pipe = _gpu_pipe(pack, comfy_fakes, tiny_set, device="mps")  # chain: planned, free others, CPU
-    devices = []
-
-    def depth_map(image, *, device="cpu", **kw):
-        devices.append(device)
-        if device != "cpu":
-            raise torch.OutOfMemoryError("MPS backend out of memory")
-        return np.full(image.shape, 0.5, np.float32)
-
-    monkeypatch.setattr(control_maps, "depth_map", depth_map)
+    devices = _depth_detector_out_of_memory_off_cpu(pack, monkeypatch)
     motion = pack.zrealism_core.models.motion.MotionModel(adapter=tiny_motion_adapter())
     fuse = pack.nodes.animatediff_fuse.ZRealism_AnimateDiffFuse()
     frames, _, _ = fuse.animate(pipe, motion, torch.from_numpy(rand_image(16, 16, 0)[None]), "p", "", 2, 8.0, 0.5, 0, 2, 1.0,
