@@ -102,19 +102,12 @@ class ZRealism_AnimateDiffFuse:
                 bridge.check_batch(name, items, batch)
 
         per_clip = max(expected_steps(int(steps), float(strength)), 1)
-        preview = bridge.preview_progress(batch * per_clip)  # progress + the middle frame's preview per step
-        progress = bridge.progress_callback(batch * per_clip) if preview is None else None
+        steps_of = bridge.batch_progress(batch * per_clip)  # progress + the middle frame's preview per step
         # one OOM chain for the batch; inside ComfyUI its memory manager also tracks the motion modules
         chain = pipe.chain(bridge.placement(pipe))
         bridge.check_interrupted()
         out, notes = [], []
         for i, img in enumerate(stills):
-            def callback(step: int, total: int, i: int = i) -> None:
-                progress(i * per_clip + step, batch * per_clip)  # raises on Cancel
-
-            def show(step: int, total: int, latents: Any, i: int = i) -> None:
-                preview(i * per_clip + step, batch * per_clip, latents)  # raises on Cancel
-
             clip = animate(
                 pipe, img, motion_adapter=motion, frames=int(frames), fps=float(fps), strength=float(strength),
                 seed=int(seed) + i, steps=int(steps), cfg=float(cfg), prompt=prompt, negative=negative,
@@ -122,8 +115,8 @@ class ZRealism_AnimateDiffFuse:
                 pose_map=bridge.pick(poses, i) if poses is not None else None,
                 mask=bridge.pick(masks, i) if masks is not None else None,
                 depth_scale=v["depth_scale"], pose_scale=v["pose_scale"], control_end=v["control_end"],
-                loop=loop, color_lock=float(color_lock), callback=callback if preview is None else None,
-                preview=show if preview is not None else None, chain=chain, cancel=bridge.cancel_check(),
+                loop=loop, color_lock=float(color_lock), chain=chain, cancel=bridge.cancel_check(),
+                **steps_of(i * per_clip),  # progress (raises on Cancel) and the preview
                 **detail_inputs.kwargs(d_scale, detail_start, v["detail_end"], detail_hint, details, i),
                 cfg_end=float(v["cfg_end"]), control_budget=v["control_budget"],
             )

@@ -535,19 +535,32 @@ def preview_progress(total: int) -> Optional[Callable[[int, int, Any], None]]:
     previewer = latent_preview.get_previewer(device, latent_formats.SD15())  # None for --preview-method none
     bar = comfy_utils.ProgressBar(total)
 
+    # the job may have fallen back to the CPU (or run fp16): TAESD stays where it was made, in fp32
+    taesd = getattr(previewer, "taesd", None)
+    taesd_device = next(taesd.parameters()).device if taesd is not None else None
+
     def update(step: int, total_: int, latents: Any) -> None:
         picture = None
         if previewer is not None:
             x = latents[:1]
             if x.ndim == 5:  # a clip: its middle frame
                 x = x[:, :, x.shape[2] // 2]
-            taesd = getattr(previewer, "taesd", None)
-            # the job may have fallen back to the CPU (or run fp16): the previewer keeps its device, in fp32
-            place = next(taesd.parameters()).device if taesd is not None else x.device
-            picture = previewer.decode_latent_to_preview_image("JPEG", x.detach().to(device=place, dtype=torch.float32))
+            x = x.detach().to(device=taesd_device or x.device, dtype=torch.float32)
+            picture = previewer.decode_latent_to_preview_image("JPEG", x)
         bar.update_absolute(step, total_, picture)
 
     return update
+
+
+def batch_progress(total: int) -> Callable[[int], dict]:
+    """One progress bar for a node's batch of jobs. `for_job(offset)` gives the keyword arguments for
+    engine.transform / animation.animate of the job whose steps start at `offset`: a `preview` (progress
+    plus ComfyUI's preview picture, see preview_progress) inside ComfyUI, a plain `callback` otherwise."""
+    preview = preview_progress(total)
+    if preview is not None:
+        return lambda offset: {"preview": lambda step, _total, latents: preview(offset + step, total, latents)}
+    progress = progress_callback(total)
+    return lambda offset: {"callback": lambda step, _total: progress(offset + step, total)}
 
 
 def cancel_check() -> Optional[Callable[[], bool]]:

@@ -107,18 +107,11 @@ class ZRealism_DualControlNetSampler:
                 bridge.check_batch(name, items, batch)
 
         per_image = max(expected_steps(int(v["steps"]), float(v["denoise"])), 1)
-        preview = bridge.preview_progress(batch * per_image)  # progress + ComfyUI's latent preview per step
-        progress = bridge.progress_callback(batch * per_image) if preview is None else None
+        steps_of = bridge.batch_progress(batch * per_image)  # progress + ComfyUI's latent preview per step
         chain = pipe.chain(bridge.placement(pipe))  # one OOM chain for the batch (ComfyUI's memory manager inside ComfyUI)
         bridge.check_interrupted()
         results, dmaps, pmaps, notes = [], [], [], []
         for i, img in enumerate(images):
-            def callback(step: int, total: int, i: int = i) -> None:
-                progress(i * per_image + step, batch * per_image)
-
-            def show(step: int, total: int, latents: Any, i: int = i) -> None:
-                preview(i * per_image + step, batch * per_image, latents)
-
             r = transform(
                 pipe, img,
                 mask=bridge.pick(masks, i) if masks is not None else None,
@@ -131,7 +124,7 @@ class ZRealism_DualControlNetSampler:
                 pose_start=float(pose_start), pose_end=float(v["pose_end"]),
                 scheduler=scheduler, color_lock=float(color_lock), chain=chain, cancel=bridge.cancel_check(),
                 depth_method=depth_method, detect_resolution=int(detect_resolution),
-                callback=callback if preview is None else None, preview=show if preview is not None else None,
+                **steps_of(i * per_image),
                 **detail_inputs.kwargs(d_scale, detail_start, v["detail_end"], detail_hint, details, i),
                 cfg_end=float(v["cfg_end"]), control_budget=v["control_budget"],
             )

@@ -47,7 +47,7 @@ from .models.motion import MotionLora, MotionModel, as_motion_model, load_motion
 from .empty_maps import switch_off_empty
 from .models.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET, GuidanceSchedule, scheduled
 from .models.guidance import check as check_guidance
-from .models.placement import estimate_memory
+from .models.placement import estimate_memory, run_detection
 from .models.runtime import Attempt, cancel_between_calls, check_cancel, expected_steps, make_step_callback, note, run_with_fallback, stage
 from .text.encode import embeds_kwargs, fixed_prompt_encoding, pipeline_prompt_embeds
 
@@ -420,9 +420,7 @@ def animate(
 
             detecting = (depth_map is None and float(depth_scale) > 0) or (pose_map is None and float(pose_scale) > 0)
             if detecting and chain is not None:
-                detect_memory = estimate_memory(DEFAULT_RESOLUTION, DEFAULT_RESOLUTION, dtype=zp.home_dtype, cfg=False,
-                                                controlnets=0)
-                depth, pose = chain.run(detect, memory_required=detect_memory, timings=timings, skip=tuple(zp.modules()))
+                depth, pose = run_detection(chain, zp, detect, DEFAULT_RESOLUTION, timings)
             else:  # given maps are only resized; the older callables form detects where the pipeline lives
                 depth, pose = detect(zp.attempts(False)[0])
         check_cancel(cancel)

@@ -496,15 +496,14 @@ def transform(
                 device="cpu" if attempt.device.type == "cpu" else str(attempt.device), timings=timings, cancel=cancel, mask=mask8,
             )
 
-    from .models.placement import estimate_memory
+    from .models.placement import estimate_memory, run_detection
 
     own_chain = chain is None
     if own_chain:  # one job: its own chain (a node running a batch passes one chain for the batch)
         chain = (runtime.FallbackChain(pipe.attempts(fallback), prepare=prepare, restore=restore or pipe.restore)
                  if prepare is not None else pipe.chain(placement, fallback))
     if depth_map is None or pose_map is None:
-        detect_memory = estimate_memory(detect_resolution, detect_resolution, dtype=pipe.home_dtype, cfg=False, controlnets=0)
-        chain.run(detect, memory_required=detect_memory, timings=timings, skip=tuple(pipe.modules()))  # an error closes the chain
+        run_detection(chain, pipe, detect, detect_resolution, timings)  # an error closes the chain
     else:
         detect(chain.attempt)  # given maps: only resized
     depth8, pose8 = maps["maps"]

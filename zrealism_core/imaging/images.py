@@ -16,7 +16,6 @@ ImageLike = Union[np.ndarray, "Image.Image"]  # noqa: F821 - PIL is optional at 
 
 
 def _pil_to_array(img: Any) -> np.ndarray:
-
     mode = img.mode
     if mode in ("1", "L", "P", "LA", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
         if mode == "P":

@@ -22,9 +22,11 @@ Nothing here imports ComfyUI.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, TypeVar
 
 from . import device as devices
+
+T = TypeVar("T")
 
 log = logging.getLogger("zrealism")
 
@@ -63,6 +65,15 @@ def estimate_memory(
     unet = unet_batch * latent_px * size * UNET_BYTES_PER_LATENT_PX * factor
     decode = max(1, min(int(decode_chunk), int(frames) * int(batch))) * int(height) * int(width) * size * VAE_DECODE_BYTES_PER_PX
     return int(max(unet, decode))
+
+
+def run_detection(chain: Any, pipe: Any, detect: Callable[[Any], T], resolution: int,
+                  timings: Optional[Dict[str, float]] = None) -> T:
+    """Run `detect(attempt)` (the control-map detectors) in the batch's OOM chain, like the job: it
+    moves none of the pipeline's diffusion modules, and reserves the detectors' activations at
+    `resolution` (an out-of-memory there falls back as the job would)."""
+    memory = estimate_memory(resolution, resolution, dtype=pipe.home_dtype, cfg=False, controlnets=0)
+    return chain.run(detect, memory_required=memory, timings=timings, skip=tuple(pipe.modules()))
 
 
 def _dtype_size(dtype: Any) -> int:
