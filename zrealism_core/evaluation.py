@@ -298,7 +298,7 @@ def _control(report: "FidelityReport", src: "_Source", res: np.ndarray, res_mask
 
     src_depth = source_map(depth_map, "depth map")
     if control_maps.available_depth_method(annotator_dirs) is None:
-        notes.append("depth_corr not computed: no depth detector files found (see the README's control maps section)")
+        notes.append("depth_corr not computed: no depth detector files found (see docs/control-maps.md)")
     else:
         if src_depth is None:
             src_depth = control_maps.depth_map(src.rgb, annotator_dirs=annotator_dirs)

@@ -18,7 +18,7 @@ def register(sub) -> None:
         description="Run the full pipeline. Writes prepped.png, mask.png, depth.png, pose.png, result.png, "
         "result.mp4 (--video), report.json and report.png into --out (one sub-folder per image for a folder "
         "input; images already done are skipped, so a stopped batch resumes). Needs the real models: "
-        "see the README's models table; `zrealism selftest` checks an install without them.",
+        "see README's models table and docs/models.md; `zrealism selftest` checks an install without them.",
     )
     p.add_argument("input", nargs="?", type=Path, help="an image, or a folder of images")
     p.add_argument("--sample", action="store_true", help="use the bundled sample character as the input")

@@ -57,7 +57,7 @@ def register(subparsers) -> None:
     p.add_argument("--allow-download", action="store_true",
                    help="allow Hugging Face Hub ids for the models (downloads; off by default)")
     adapters.add_arguments(p)
-    d = p.add_argument_group("detail ControlNet (optional third net; README: Detail ControlNet)")
+    d = p.add_argument_group("detail ControlNet (optional third net; docs/control-maps.md: Detail ControlNet)")
     d.add_argument("--detail-controlnet", help="SD1.5 tile / line-art / canny ControlNet file or folder")
     d.add_argument("--detail-scale", type=float, default=0.0, help="its strength (0 = off, the default)")
     d.add_argument("--detail-start", type=float, default=0.0)
