@@ -72,7 +72,7 @@ def broken_links(doc: Path) -> list[str]:
     for n, line in _prose_lines(doc.read_text(encoding="utf-8")):
         for m in _LINK.finditer(line):
             target = m.group(1)
-            if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):  # http:, https:, mailto:
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE):  # http:, https:, mailto:
                 continue
             path_part, _, anchor = target.partition("#")
             dest = (doc.parent / unquote(path_part)).resolve() if path_part else doc
