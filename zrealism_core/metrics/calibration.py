@@ -8,24 +8,39 @@ Where the data came from:
   (astronaut, chelsea, coffee, rocket, motorcycle), centre-cropped to 512x512, cartoonised
   (6x bilateral, k-means k=8, adaptive-threshold line art). Source = cartoon, output = photo
   (good), negatives = shifted / flipped / other photo / hue-rotated / grayscale.
-* "nss": our own runs of texture.py on 512x512 crops of the scikit-image photos (coffee held out
-  of the pristine model, the 7 others in it), conditions photo / JPEG q30 / "plastic" (4x
-  bilateral 9,75,75) / blur sigma 2 / cartoonised / additive noise sigma 10. Medians of the
-  NIQE-style distance: in-model photos 3.0, held-out coffee 4.8, JPEG 8.8, noise 8.6, plastic
-  11.1, blur 14.4, cartoon 18.5. (A leave-one-out prototype run gave photo 5.3, cartoon 21.8.)
-  Which photos were used for what (texture realism):
-  - pristine model fit (nss_model.py): scikit-image astronaut, chelsea, rocket, brick, grass,
-    gravel, camera (texture.PRISTINE_IMAGES);
-  - anchor choice (TEXTURE_DIST_GOOD / _BAD): scikit-image coffee (the "unseen photo" 4.8) and the
-    cartoonised / plastic / blurred / JPEG versions of the scikit-image photos above;
-  - held out, used by no fit and no anchor, only by tests/test_metrics.py's held-out test:
-    matplotlib's sample photo grace_hopper.jpg and scikit-image's stereo_motorcycle pair (left,
-    right), with their cartoonised and "plastic" versions. Measured (512 centre crops, after
-    downscaling the short side to 512): grace_hopper distance 6.8 -> score 0.87, motorcycle
-    left / right 3.7 / 4.1 -> 1.0; cartoonised 15.1 / 38.2 / 26.9 -> 0.27 / 0 / 0. Not in the
-    test (the file ships with ComfyUI's frontend, not with our test extra): the anime drawing
-    comfyui_frontend_package/static/assets/images/sad_girl.png on white scores 0.60 (distance
-    8.5): a clean digital drawing with soft shading is the weak spot of this score.
+* "nss": our own runs of texture.py on 512x512 crops of the photographs that ship with
+  scikit-image (zrealism_core/testing/photos.py: both sides >= 512 -> centre crop at the photo's own
+  resolution; smaller -> bicubic upscale of the short side to 512, then the centre crop), conditions
+  photo / blur (Gaussian sigma 2) / cartoon (bilateral filter, then k-means to 8 colours) /
+  "plastic" (4x bilateral 9, 0.3, 75) / JPEG q30 / blur sigma 1. Table: python -m benchmarks.texture_table.
+  Which photos were used for what (texture realism; the roles are disjoint, tests check it):
+  - pristine model fit (nss_model.py): scikit-image astronaut, brick, camera, chelsea, grass, gravel,
+    rocket (texture.PRISTINE_IMAGES; at their own resolution, short side up to 512);
+  - anchor choice (every TEXTURE_* value below): scikit-image coffee, coins, clock
+    (TEXTURE_ANCHOR_PHOTOS) and the degraded versions of the fit and anchor photos;
+  - held out, used by no fit and no anchor (TEXTURE_HELD_OUT_PHOTOS): scikit-image
+    hubble_deep_field, immunohistochemistry, microaneurysms, moon, motorcycle_left / _right (the
+    stereo_motorcycle pair), page, retina, text, and matplotlib's grace_hopper.jpg. Held-out photo
+    scores 0.67-1.0 (median 0.90) except the out-of-distribution four below; their blur 0-0.12,
+    cartoon 0.
+  - out of distribution (TEXTURE_OOD_PHOTOS, all held out): photos whose 512 crop is scaled up 2x or
+    more from their own pixels (photos.effective_upscale), so that the finest of the two NSS scales
+    holds no scene detail: microaneurysms (102 px, 5.0x), text (172 px, 3.0x), page (191 px, 2.7x) and
+    moon (it ships as a 2x pixel-replicated 256x256 image: 100 % of its aligned 2x2 blocks are
+    constant, 0-30 % in the other photos). Their finest-octave ratio is in the blur range
+    (microaneurysms 0.19, text 0.28, page 0.34; blur sigma 1 of in-distribution photos 0.30-0.58) and
+    they score 0.007 / 0.20 / 0.31 / 0.55 at 512; at their own resolution (moon: its 256x256 original)
+    0.80 / 0.88 / 0.99 / 0.91 (python -m benchmarks.texture_table --detail prints both).
+    The ranking photo > blur and photo > cartoon holds on them too; the 0.5 floor does not apply.
+  Fit + anchor medians (NIQE-style distance / score): photo 3.3 / 1.0 (anchor photos 6.2 / 0.80),
+  blur 8.4 / 0.05, cartoon 9.1 / 0, plastic 7.4 / 0.61, JPEG q30 5.9 / 0.84, blur sigma 1 7.6 / 0.39.
+  Before issue 22 (plain sample covariance, anchors 5 / 19 from coffee alone, no flat or detail
+  guard) 5 of these 20 photos scored below their own cartoon: hubble_deep_field 0.58 vs 0.63,
+  microaneurysms 0.009 vs 0.16, moon 0.28 vs 0.42, page 0.47 vs 0.50, text 0.20 vs 0.48.
+  Not in any test (the file ships with ComfyUI's frontend, not with our test extra): the anime
+  drawing comfyui_frontend_package/static/assets/images/sad_girl.png, on white, its alpha as the
+  mask, scores 0.42 (0.85 before issue 22; flat fraction 0.38): a clean digital drawing with soft
+  shading is still the weak spot of this score.
 * "temporal-synth": 16-frame 512x512 clips of a panning photo (1.5 px/frame) with added global
   flicker or texture boiling, DIS optical flow (see temporal.py and ../shared/docs/metrics.md §4).
 
@@ -93,13 +108,20 @@ PALETTE_DE_BAD = 25.0
 MOMENTS_TAU = 50.0
 
 # ---------------------------------------------------------------- texture realism (NIQE-style NSS)
+# score = ramp(NSS distance) x textured fraction x flat guard x detail guard x blur guard.
+# Photos used for each purpose: see "nss" above; every value here comes from the fit and anchor
+# photos (and their degraded versions), none from a held-out photo.
+TEXTURE_ANCHOR_PHOTOS = ("coffee", "coins", "clock")
+TEXTURE_HELD_OUT_PHOTOS = ("grace_hopper", "hubble_deep_field", "immunohistochemistry", "microaneurysms",
+                           "moon", "motorcycle_left", "motorcycle_right", "page", "retina", "text")
+TEXTURE_OOD_PHOTOS = ("microaneurysms", "moon", "page", "text")
 # NIQE-style distance between the MVG of the BRISQUE features of the result's patches and the
-# MVG of pristine photos (metrics/nss_model.py). "nss" data: held-out photo 4.8 (in-model photos
-# 2.4-4.1), cartoonised median 18.5, plastic 11.1, blur 14.4, JPEG q30 8.8.
-# good = 5.0 (an unseen real photo), bad = 19.0 (just past the typical cartoon). Resulting scores:
-# photo ~1, JPEG q30 ~0.73, plastic ~0.56, blur ~0.33, cartoon ~0.03 (medians).
-TEXTURE_DIST_GOOD = 5.0
-TEXTURE_DIST_BAD = 19.0
+# MVG of pristine photos (metrics/nss_model.py, covariance Ledoit-Wolf shrunk). good = 4.2: the
+# anchor photo coffee (the unseen photo of the old calibration), coins 6.2, clock 7.3 -> 0.80 / 0.70.
+# bad = 14.5: the farthest blurred fit/anchor photo (gravel; blurred median 8.4, cartoon 9.1): the
+# guards below separate blur and cartoon, this ramp grades everything else (JPEG, noise, plastic).
+TEXTURE_DIST_GOOD = 4.2
+TEXTURE_DIST_BAD = 14.5
 # Patch side at 512 px (NIQE uses 96 px patches); smaller images use smaller patches.
 TEXTURE_PATCH = 96
 # A patch whose mean local (7x7 Gaussian) std is below this many grey levels (0..255) carries no
@@ -107,9 +129,25 @@ TEXTURE_PATCH = 96
 # (JPEG sky of skimage "rocket") are 0.45-0.75. The score is multiplied by the textured
 # fraction, so flat fills cannot look "natural" by being left out of the fit.
 TEXTURE_FLAT_STD = 0.3
+# Flat guard (issue 22: what a cartoon loses and a smooth photo keeps). A pixel is on a plateau when
+# its 3x3 neighbourhood spans less than one 8-bit code value: sensor noise and fine gradients move
+# a photo's pixels, a cartoon's fills are exactly flat. Plateau fraction of the character -> ramp:
+# good = 0.25 (the flattest fit/anchor photo: rocket's JPEG sky 0.23; the others <= 0.06),
+# bad = 0.5 (the flattest cartoon of a fit/anchor photo that is not a texture close-up: brick 0.55;
+# cartoon median 0.74. The grass / gravel cartoons stay busy, 0.10 / 0.22: the NSS ramp ranks them).
+TEXTURE_PLATEAU_RANGE = 1.0
+TEXTURE_PLATEAU_GOOD = 0.25
+TEXTURE_PLATEAU_BAD = 0.5
+# Detail guard: energy of the finest octave over the next (texture.detail_ratio), contrast-free
+# where the Laplacian variance below is not (a smooth, low-contrast photo has a small one).
+# good = 0.55 (the lowest fit/anchor photo: brick 0.56; median 1.2), bad = 1/9 (the limit of heavy
+# blur). Fit/anchor blur sigma 2: 0.19-0.24, sigma 1: 0.30-0.58.
+TEXTURE_DETAIL_GOOD = 0.55
+TEXTURE_DETAIL_BAD = 1.0 / 9.0
 # Blur guard (Pech-Pacheco et al. 2000 focus measure): variance of the 3x3 Laplacian of the
 # 0..255 gray character region. notes: photos 150-900, blur sigma 2 -> 7.5. Below the floor the
 # score is multiplied by var / floor. Not a realism score (line art has huge Laplacian variance).
+# Our 512 crops: smooth photos 42 (clock) and 57 (retina), microaneurysms (5x upscale) 2.1.
 BLUR_LAPVAR_FLOOR = 30.0
 
 # ---------------------------------------------------------------- temporal

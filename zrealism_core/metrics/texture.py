@@ -15,12 +15,19 @@ between that MVG and the MVG of its own patches,
     D = sqrt((mu_p - mu_t)^T ((S_p + S_t) / 2)^+ (mu_p - mu_t)).
 Our pristine photos are the natural-scene images shipped inside the scikit-image wheel
 (listed in PRISTINE_IMAGES, fit in `fit_pristine_model`, stored in nss_model.py so run time needs
-no data files); the official NIQE parameters are not in any wheel. Photos sit near the model,
-flat anime fills, line art, JPEG blocking and "plastic" over-smoothing far from it.
+no data files); the official NIQE parameters are not in any wheel. The pristine covariance is
+Ledoit-Wolf shrunk (~110 patches for 36 features). Photos sit near the model, flat anime fills,
+line art, JPEG blocking and "plastic" over-smoothing far from it.
 
-Guards: (1) patches with no texture at all (mean local std < 1 grey level) are counted, not fitted,
-and the score is multiplied by the textured fraction; (2) a Laplacian-variance blur floor
-(Pech-Pacheco et al. 2000). Laplacian variance is *only* a blur floor: line art has a huge one.
+Guards (multiplied into the score; anchors and their data in calibration.py): (1) patches with no
+texture at all (mean local std < 0.3 grey level) are counted, not fitted: the textured fraction;
+(2) the flat guard: the share of pixels on exact plateaus (3x3 neighbourhood within one 8-bit code
+value). A photo, however smooth, keeps sensor noise and fine gradients; a cartoon's fills are flat
+and meet at hard steps. The NSS features alone missed this on smooth, low-contrast photos (issue 22);
+(3) the detail guard: the finest octave's energy over the next one's (a ~1/f^2 natural image has
+about equal energy per octave; blur and upscaling empty the finest), free of contrast;
+(4) a Laplacian-variance blur floor (Pech-Pacheco et al. 2000). Laplacian variance is *only* a blur
+floor: line art and a cartoon's hard steps have a huge one.
 """
 from __future__ import annotations
 
@@ -32,16 +39,22 @@ from scipy.special import gamma as _gamma
 
 from .calibration import (
     BLUR_LAPVAR_FLOOR,
+    TEXTURE_DETAIL_BAD,
+    TEXTURE_DETAIL_GOOD,
     TEXTURE_DIST_BAD,
     TEXTURE_DIST_GOOD,
     TEXTURE_FLAT_STD,
     TEXTURE_PATCH,
+    TEXTURE_PLATEAU_BAD,
+    TEXTURE_PLATEAU_GOOD,
+    TEXTURE_PLATEAU_RANGE,
     ramp,
     scale_for,
 )
 
-# Natural-scene photos inside the scikit-image wheel used as the pristine corpus. "coffee" is held
-# out on purpose: the tests use it as an unseen photo.
+# Natural-scene photos inside the scikit-image wheel used as the pristine corpus. The other photos
+# choose the anchors or are held out (calibration.TEXTURE_ANCHOR_PHOTOS / _HELD_OUT_PHOTOS); "coffee"
+# is an anchor photo, never fitted: the tests use it as an unseen photo.
 PRISTINE_IMAGES = ("astronaut", "chelsea", "rocket", "brick", "grass", "gravel", "camera")
 
 _ALPHAS = np.arange(0.2, 10.0005, 0.001)
@@ -156,6 +169,7 @@ def fit_pristine_model(images: Iterable[np.ndarray], patch: int = TEXTURE_PATCH)
 
     Each photo is centre-cropped to 512x512; as in NIQE, low-sharpness patches are not
     representative of the pristine statistics and are dropped (here: the least sharp quarter).
+    The covariance is shrunk (`shrunk_covariance`) so that it generalises past these photos.
     """
     rows = []
     for img in images:
@@ -166,7 +180,26 @@ def fit_pristine_model(images: Iterable[np.ndarray], patch: int = TEXTURE_PATCH)
         f, sharp = patch_features(np.ascontiguousarray(g), patch)
         rows.append(f[sharp >= np.quantile(sharp, 0.25)])
     x = np.concatenate(rows, axis=0)
-    return x.mean(axis=0), np.cov(x, rowvar=False)
+    return x.mean(axis=0), shrunk_covariance(x)[0]
+
+
+def shrunk_covariance(x: np.ndarray) -> Tuple[np.ndarray, float]:
+    """(covariance, shrinkage intensity) of the rows of x: Ledoit & Wolf 2004 ("A well-conditioned
+    estimator for large-dimensional covariance matrices", J. Multivariate Anal. 88(2)) applied to
+    the standardised features, i.e. the correlation matrix is shrunk towards the identity (the
+    covariance towards its own diagonal) by the intensity that minimises the expected Frobenius
+    loss. ~130 patches for 36 correlated features leave the plain sample covariance nearly
+    singular: its smallest directions fit the 7 pristine photos themselves, so an unseen photo
+    that differs from them along one of those directions looked as far away as a cartoon."""
+    n, p = x.shape
+    sd = x.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    z = (x - x.mean(axis=0)) / sd
+    s = z.T @ z / n
+    d2 = float(((s - np.eye(p)) ** 2).sum())
+    b2 = float(((z[:, :, None] * z[:, None, :] - s) ** 2).sum()) / n**2
+    lam = 1.0 if d2 <= 0 else min(b2, d2) / d2
+    return ((1.0 - lam) * s + lam * np.eye(p)) * np.outer(sd, sd), lam
 
 
 def pristine_images() -> list:
@@ -203,6 +236,33 @@ def niqe_distance(features: np.ndarray, model: Optional[Tuple[np.ndarray, np.nda
 
 # ---------------------------------------------------------------- score
 
+def plateau_fraction(gray: np.ndarray, region: Optional[np.ndarray] = None) -> float:
+    """Share of the pixels (of `region`) whose 3x3 neighbourhood spans less than
+    TEXTURE_PLATEAU_RANGE grey levels (0..255): exactly flat at 8-bit precision."""
+    g = np.asarray(gray, dtype=np.float32)
+    k = np.ones((3, 3), np.uint8)
+    flat = (cv2.dilate(g, k) - cv2.erode(g, k)) < TEXTURE_PLATEAU_RANGE
+    if region is None:
+        return float(flat.mean())
+    return float(flat[region].mean()) if region.any() else 0.0
+
+
+def detail_ratio(gray: np.ndarray, region: Optional[np.ndarray] = None) -> float:
+    """Energy of the finest octave over the next one: var(g - G1 g) / var(G1 g - G2 g), Gi a
+    Gaussian of sigma i px. Natural images have a ~1/f^2 power spectrum (Field 1987; Ruderman
+    1994), about the same energy in every octave, so a photo's ratio is near 1 at any contrast or
+    resolution; a blur empties the finest octave first (sigma 2: ~0.2; the limit of heavy blur is
+    1/9), and so does an image scaled up by 2x or more."""
+    g = np.asarray(gray, dtype=np.float32)
+    g1 = cv2.GaussianBlur(g, (0, 0), 1.0, borderType=cv2.BORDER_REPLICATE)
+    g2 = cv2.GaussianBlur(g, (0, 0), 2.0, borderType=cv2.BORDER_REPLICATE)
+    fine, next_ = (g - g1) ** 2, (g1 - g2) ** 2
+    if region is not None and region.any():
+        fine, next_ = fine[region], next_[region]
+    e_next = float(next_.mean())
+    return float(fine.mean()) / e_next if e_next > 1e-12 else 0.0
+
+
 def _bbox(mask: np.ndarray) -> Tuple[slice, slice]:
     ys, xs = np.nonzero(mask)
     return slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
@@ -225,6 +285,7 @@ def texture_realism(rgb: np.ndarray, mask: Optional[np.ndarray] = None) -> Dict[
         patch = min(patch_size_for(gray.shape), min(crop.shape) // 2 * 2)
     if patch < 16:
         return {"score": 0.0, "nss_distance": float("nan"), "nss_score": 0.0, "textured_fraction": 0.0,
+                "plateau_fraction": 0.0, "flat_guard": 0.0, "detail_ratio": 0.0, "detail_guard": 0.0,
                 "laplacian_variance": 0.0, "blur_guard": 0.0, "patches": 0, "patch_px": int(patch),
                 "notes": notes + ["image smaller than 16 px: texture realism set to 0"]}
     feats, sharp = patch_features(np.ascontiguousarray(crop), patch)
@@ -242,6 +303,19 @@ def texture_realism(rgb: np.ndarray, mask: Optional[np.ndarray] = None) -> Dict[
     else:
         dist, nss = float("nan"), 0.0
         notes.append("no textured patch on the character (flat fills only)")
+    # Flat plateaus: a cartoon's fills are exactly flat, a photo's sensor noise and fine gradients
+    # move every 3x3 neighbourhood by at least one 8-bit code value.
+    plateau = plateau_fraction(crop, crop_region)
+    flat_guard = ramp(plateau, TEXTURE_PLATEAU_GOOD, TEXTURE_PLATEAU_BAD)
+    if flat_guard < 1.0:
+        notes.append(f"flat plateaus: {plateau:.0%} of the pixels have a 3x3 neighbourhood flat to "
+                     f"{TEXTURE_PLATEAU_RANGE:g} grey level (photos <= {TEXTURE_PLATEAU_GOOD:.0%})")
+    # Fine detail: the finest octave's share of the energy (blur and upscaling empty it).
+    detail = detail_ratio(crop, crop_region)
+    detail_guard = ramp(detail, TEXTURE_DETAIL_GOOD, TEXTURE_DETAIL_BAD)
+    if detail_guard < 1.0:
+        notes.append(f"little fine detail: finest-octave energy ratio {detail:.2f} < {TEXTURE_DETAIL_GOOD:g} "
+                     "(blurred or scaled up)")
     # Blur floor on the character's own pixels.
     lap = cv2.Laplacian(crop.astype(np.float64), cv2.CV_64F, ksize=3, borderType=cv2.BORDER_REPLICATE)
     lapvar = float(lap[crop_region].var()) if crop_region.any() else 0.0
@@ -249,10 +323,14 @@ def texture_realism(rgb: np.ndarray, mask: Optional[np.ndarray] = None) -> Dict[
     if guard < 1.0:
         notes.append(f"blurry: Laplacian variance {lapvar:.1f} < {BLUR_LAPVAR_FLOOR:g}")
     return {
-        "score": float(np.clip(nss * textured_fraction * guard, 0.0, 1.0)),
+        "score": float(np.clip(nss * textured_fraction * flat_guard * detail_guard * guard, 0.0, 1.0)),
         "nss_distance": dist,
         "nss_score": nss,
         "textured_fraction": float(textured_fraction),
+        "plateau_fraction": plateau,
+        "flat_guard": float(flat_guard),
+        "detail_ratio": detail,
+        "detail_guard": float(detail_guard),
         "laplacian_variance": lapvar,
         "blur_guard": float(guard),
         "patches": n_in,
@@ -270,7 +348,8 @@ def write_model_module(path: Optional[str] = None) -> str:
     lines = [
         '"""Pristine natural-scene MVG for texture.py (generated by `python -m zrealism_core.metrics.texture`;',
         f"do not edit). Fitted on the scikit-image photos {', '.join(PRISTINE_IMAGES)}:",
-        f"512x512 centre crops, {TEXTURE_PATCH}x{TEXTURE_PATCH} patches, least sharp quarter dropped, 36 BRISQUE features.",
+        f"512x512 centre crops, {TEXTURE_PATCH}x{TEXTURE_PATCH} patches, least sharp quarter dropped, 36 BRISQUE features,",
+        "covariance Ledoit-Wolf shrunk (texture.shrunk_covariance).",
         '"""',
         "MU = [" + ", ".join(f"{v:.10g}" for v in mu) + "]",
         "COV = [",
