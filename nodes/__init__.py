@@ -7,6 +7,7 @@ import logging
 log = logging.getLogger("zrealism")
 
 _NODE_MODULES = [
+    "load_image_folder",
     "white_background_prep",
     "heuristic_analyzer",
     "fidelity_evaluator",

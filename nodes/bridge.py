@@ -211,6 +211,16 @@ def annotator_dirs() -> List[str]:
     return unique
 
 
+def input_directory() -> str:
+    """ComfyUI's input folder (--input-directory); where Load Image Folder resolves relative folders."""
+    from ..zrealism_core.errors import InputError
+
+    if folder_paths is None:
+        raise InputError("a folder relative to ComfyUI's input directory needs ComfyUI's folder_paths; "
+                         "give an absolute path, or run this node inside ComfyUI.")
+    return folder_paths.get_input_directory()
+
+
 def save_path(filename_prefix: str, ext: str, width: int = 0, height: int = 0) -> Tuple[str, str, str]:
     """(full path, subfolder, file name) of the next `<prefix>_<counter>_.<ext>` in ComfyUI's output
     folder, by ComfyUI's own rule (folder_paths.get_save_image_path: sub-folders in the prefix, the

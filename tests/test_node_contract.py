@@ -22,7 +22,7 @@ def node_items(pack):
 def test_all_node_modules_load(pack):
     assert pack.nodes.LOAD_ERRORS == {}, {k: repr(v) for k, v in pack.nodes.LOAD_ERRORS.items()}
     ids = set(pack.nodes.NODE_CLASS_MAPPINGS)
-    assert {"ZRealism_WhiteBackgroundPrep", "ZRealism_HeuristicAnalyzer"} <= ids
+    assert {"ZRealism_WhiteBackgroundPrep", "ZRealism_HeuristicAnalyzer", "ZRealism_LoadImageFolder"} <= ids
     assert pack.NODE_CLASS_MAPPINGS is pack.nodes.NODE_CLASS_MAPPINGS
 
 
@@ -77,6 +77,11 @@ def test_every_node_follows_the_contract(pack):
         assert all(isinstance(t, str) and t.strip() for t in tips), f"{node_id}: empty output tooltip"
         assert len(set(names)) == len(names), f"{node_id}: duplicate output names"
         assert isinstance(cls.FUNCTION, str) and callable(getattr(cls, cls.FUNCTION, None)), f"{node_id}: FUNCTION"
+        if hasattr(cls, "OUTPUT_IS_LIST"):  # ComfyUI zips it with the outputs: one bool per output
+            flags = cls.OUTPUT_IS_LIST
+            assert isinstance(flags, tuple) and len(flags) == len(types), f"{node_id}: OUTPUT_IS_LIST length"
+            assert all(isinstance(f, bool) for f in flags), f"{node_id}: OUTPUT_IS_LIST holds bools"
+        assert isinstance(getattr(cls, "INPUT_IS_LIST", False), bool), f"{node_id}: INPUT_IS_LIST"
         if hasattr(cls, "OUTPUT_NODE"):
             assert isinstance(cls.OUTPUT_NODE, bool)
         spec = cls.INPUT_TYPES()

@@ -307,6 +307,20 @@ def test_files_are_up_to_date_with_node_definitions(defs):
     assert stale == [], f"out of date (run python workflows/build.py): {stale}"
 
 
+def test_image_folder_variant_is_valid(defs):
+    """The graph the real-server test runs from a folder (the still graph with Load Image Folder; its names
+    linked into Save Image's filename_prefix) passes the same checks as the shipped ones."""
+    from integration.test_comfyui_server import with_image_folder
+
+    prompt = with_image_folder(json.loads((WORKFLOWS / "api" / "zrealism_still.json").read_text()), "sheet")
+    assert "ZRealism_LoadImageFolder" in {n["class_type"] for n in prompt.values()}
+    assert api_problems(prompt, defs) == []
+    save = next(n for n in prompt.values() if n["class_type"] == "SaveImage")
+    bad = copy.deepcopy(prompt)
+    next(n for n in bad.values() if n["class_type"] == "SaveImage")["inputs"]["filename_prefix"] = save["inputs"]["filename_prefix"][:1] + [0]
+    assert any("return_type_mismatch" in p for p in api_problems(bad, defs))  # the IMAGE output is no prefix
+
+
 # ------------------------------------------------------------------ the checks themselves can fail
 
 @pytest.fixture()

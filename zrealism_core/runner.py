@@ -16,11 +16,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import InputError, ModelFileError
+from .imaging.folder import IMAGE_SUFFIXES  # noqa: F401 (its old home; the rule lives in imaging.folder)
 from .models.catalog import CATALOG, ModelPaths, missing_models_message
 
 log = logging.getLogger("zrealism")
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 OUTPUT_FILES = ("prepped.png", "depth.png", "pose.png", "result.png", "report.json", "report.png")
 
 
@@ -50,6 +50,11 @@ class RunOptions:
     embedding_dirs: List[Path] = field(default_factory=list)  # for embedding:NAME in prompts
     clip_skip: int = 1  # 1 = CLIP's last layer, 2 = penultimate
     preset: str = "quality"  # speed preset (params.PRESETS): "fast" = cfg_end 0.5, prompt_branch, control end <= 0.6
+    # the still's sampler settings given explicitly, by the Dual ControlNet Sampler's input names (cfg, depth_start,
+    # depth_method, detect_resolution, detail_scale, cfg_end, ...): they replace the analyzer's recommendation and
+    # the node's defaults (commands/run.py SAMPLER_FLAGS)
+    sampler: Dict[str, Any] = field(default_factory=dict)
+    loop: str = "off"  # the clip's loop (AnimateDiff Fuse's loop input)
 
 
 @dataclass
@@ -86,15 +91,14 @@ def quiet_libraries() -> None:
 
 
 def list_inputs(path: Path) -> List[Path]:
-    """The images to process: the file itself, or every image in the folder (sorted)."""
+    """The images to process: the file itself, or every image in the folder (imaging.folder's order)."""
+    from .imaging.folder import image_files
+
     path = Path(path)
     if path.is_file():
         return [path]
     if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not found:
-            raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}.")
-        return found
+        return image_files(path)
     raise InputError(f"input not found: {path}")
 
 
@@ -109,7 +113,7 @@ def check_models(models: ModelPaths, video: bool, models_dir: Optional[Path] = N
 
 
 def load_models(models: ModelPaths, *, device: str = "auto", dtype: str = "auto", config: Optional[Path] = None,
-                embedding_dirs: Sequence[Path] = (), clip_skip: int = 1):
+                embedding_dirs: Sequence[Path] = (), clip_skip: int = 1, fallback: Optional[bool] = None):
     """Load the still pipeline once for a whole batch."""
     from .engine import load_pipeline
 
@@ -118,8 +122,10 @@ def load_models(models: ModelPaths, *, device: str = "auto", dtype: str = "auto"
                             "embedding_dirs": [str(d) for d in embedding_dirs], "clip_skip": clip_skip}
     if config is not None:
         opts["config"] = config
+    if fallback is not None:
+        opts["fallback"] = fallback
     return load_pipeline(models.checkpoint, models.depth_controlnet, models.pose_controlnet, models.vae,
-                         device=device, dtype=dtype, **opts)
+                         device=device, dtype=dtype, detail_controlnet=models.detail_controlnet, **opts)
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -202,15 +208,17 @@ def run_image(
         # The sampler node's widget defaults, replaced by the analyzer's params (as when wired), then
         # by what the user set explicitly on the command line.
         settings = apply_params(dict(SAMPLER_DEFAULTS), analysis.params)
-        if options.steps is not None:
-            settings["steps"] = int(options.steps)
-        if options.denoise is not None:
-            settings["denoise"] = float(options.denoise)
-        speed = dict(cfg_end=DEFAULT_CFG_END, control_budget=DEFAULT_CONTROL_BUDGET)
-        settings = apply_preset(dict(settings, **speed), options.preset, "still")  # as the node: after params
+        settings["detail_scale"] = scale_from_params(pipe, SAMPLER_DEFAULTS["detail_scale"], settings)
+        speed = dict(cfg_end=DEFAULT_CFG_END, control_budget=DEFAULT_CONTROL_BUDGET, detail_end=1.0)
+        given = {k: v for k, v in (("steps", options.steps), ("denoise", options.denoise)) if v is not None}
+        settings = {**settings, **speed, **given, **options.sampler}
+        settings = apply_preset(settings, options.preset, "still")  # as the node: after params and widgets
         positive = options.prompt or analysis.positive
         negative = options.negative or analysis.negative
         extra = {"scheduler": options.scheduler} if options.scheduler else {}
+        # the settings the analyzer never recommends: passed when given, else transform()'s (= the node's) defaults
+        extra.update({k: settings[k] for k in ("scheduler", "depth_method", "detect_resolution", "detail_start", "detail_hint")
+                      if k in settings})
         from .pipe_view import with_adapters
 
         pipe = with_adapters(pipe, options.loras, options.ip_adapter, options.clip_vision, options.ip_weight, prep.image)
@@ -222,7 +230,8 @@ def run_image(
                 depth_start=float(settings["depth_start"]), depth_end=float(settings["depth_end"]),
                 pose_start=float(settings["pose_start"]), pose_end=float(settings["pose_end"]),
                 color_lock=float(options.color_lock), callback=_step_progress("still", progress),
-                cfg_end=float(settings["cfg_end"]), control_budget=settings["control_budget"], **extra,
+                cfg_end=float(settings["cfg_end"]), control_budget=settings["control_budget"],
+                detail_scale=float(settings["detail_scale"]), detail_end=float(settings["detail_end"]), **extra,
             )
         frames, clip_settings = None, None
         if options.video:
@@ -238,7 +247,7 @@ def run_image(
                     strength=float(options.video_strength), seed=int(options.seed),
                     steps=int(options.video_steps or settings["steps"]), cfg=float(settings["cfg"]),
                     depth_map=still.depth_map, pose_map=still.pose_map, prompt=positive, negative=negative,
-                    mask=prep.mask, callback=_step_progress("video", progress), **clip_settings,
+                    mask=prep.mask, loop=options.loop, callback=_step_progress("video", progress), **clip_settings,
                 )
         with timed("evaluate"):
             # the still's own maps are the source's control maps: not detected again (report.control)
@@ -318,6 +327,7 @@ def run_batch(
     config: Optional[Path] = None,
     progress: bool = True,
     sample_image: Optional[np.ndarray] = None,
+    fallback: Optional[bool] = None,
 ) -> List[RunResult]:
     """Process images with one model load. Images whose outputs exist already are skipped (resumable)."""
     batch = len(inputs) > 1
@@ -334,7 +344,7 @@ def run_batch(
         return results
     t0 = time.perf_counter()
     pipe = load_models(models, device=device, dtype=dtype, config=config,
-                       embedding_dirs=options.embedding_dirs, clip_skip=options.clip_skip)
+                       embedding_dirs=options.embedding_dirs, clip_skip=options.clip_skip, fallback=fallback)
     motion = None
     if options.video:
         from .models.motion import as_motion_model

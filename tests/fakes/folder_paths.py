@@ -7,14 +7,16 @@ import time
 
 models_dir = ""
 output_directory = ""
+input_directory = ""
 folder_names_and_paths: dict = {}
 SUPPORTED = {".safetensors", ".ckpt", ".pt", ".pth", ".bin"}
 
 
 def setup(root: str) -> None:
-    global models_dir, output_directory
+    global models_dir, output_directory, input_directory
     models_dir = os.path.join(root, "models")
     output_directory = os.path.join(root, "output")
+    input_directory = os.path.join(root, "input")
     folder_names_and_paths.clear()
     for name in ("checkpoints", "controlnet", "vae", "diffusers", "animatediff_models", "animatediff_motion_lora", "loras",
                  "clip_vision"):
@@ -55,6 +57,10 @@ def get_full_path(folder_name, filename):
 
 def get_output_directory():
     return output_directory
+
+
+def get_input_directory():
+    return input_directory
 
 
 def get_save_image_path(filename_prefix, output_dir, image_width=0, image_height=0):

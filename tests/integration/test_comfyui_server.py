@@ -261,7 +261,9 @@ def test_pack_imports_without_errors(server):
 def test_object_info_lists_our_nodes_with_tooltips(server):
     info = server.get("/object_info")
     ours = {k: v for k, v in info.items() if k.startswith("ZRealism_")}
-    assert set(_our_node_ids()) <= set(ours), f"missing: {set(_our_node_ids()) - set(ours)}"
+    expected = set(_our_node_ids()) | {"ZRealism_LoadImageFolder"}  # in no shipped graph: test_image_folder_graph
+    assert expected <= set(ours), f"missing: {expected - set(ours)}"
+    assert ours["ZRealism_LoadImageFolder"]["output_is_list"] == [True, True, True, True, False, False]
     for name, node in ours.items():
         assert node["category"].startswith("Z-Realism"), name
         assert node["description"], f"{name} has no DESCRIPTION"
@@ -447,6 +449,61 @@ def test_api_workflow_runs(server, path):
         log = server.log.read_text(errors="replace")
         assert "zrealism: detail hint (lineart)" in log and "detail ControlNet off" not in log, server.log_tail()
         TIMINGS[path.stem].setdefault("scores", {})[k] = {n: round(v, 3) for n, v in scores.items()}
+
+
+def write_folder(folder: Path, drawing: Path) -> Dict[str, tuple]:
+    """Two drawings of different sizes (long side 64, as the tiny run's prep makes them) and one corrupt file."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = {"hero_2.png": (48, 64), "hero_10.png": (64, 40)}  # name -> (width, height), in name order
+    with Image.open(drawing) as img:
+        for name, size in sizes.items():
+            img.convert("RGB").resize(size, Image.LANCZOS).save(folder / name)
+    (folder / "hero_3.png").write_bytes(b"\x89PNG this file is broken")
+    return sizes
+
+
+def with_image_folder(prompt: Dict[str, Any], folder: str) -> Dict[str, Any]:
+    """The graph with its Load Image swapped for Z-Realism Load Image Folder (its image and mask outputs are in the
+    same slots), Save Image's filename_prefix taken from the folder's names, and its report shown."""
+    out = copy.deepcopy(prompt)
+    load = next(k for k, n in out.items() if n["class_type"] == "LoadImage")
+    out[load] = {"class_type": "ZRealism_LoadImageFolder",
+                 "inputs": {"folder": folder, "pattern": "hero_*", "limit": 0, "filename_prefix": "ZRealism/folder_"}}
+    save = next(k for k, n in out.items() if n["class_type"] == "SaveImage")
+    out[save]["inputs"]["filename_prefix"] = [load, 3]
+    out["200"] = {"class_type": "PreviewAny", "inputs": {"source": [load, 5]}}
+    return out
+
+
+def test_image_folder_graph(server):
+    """A folder with two drawings of different sizes and a corrupt file through the still graph on a real server:
+    ComfyUI runs prep, analyzer, sampler and evaluator once per image, each result keeps its own size, is saved
+    under its source's name, and the report names the skipped file."""
+    from PIL import Image
+
+    object_info = server.get("/object_info")
+    sizes = write_folder(server.root / "input" / "sheet", server.root / "input" / server.inputs["image"])
+    plain = patch_for_tiny_run(json.loads((API_DIR / "zrealism_still.json").read_text()), object_info, server.names,
+                               server.inputs, seed=int(time.time()) % 100000 + 13)
+    prompt = with_image_folder(plain, "sheet")
+    entry = _run(server, prompt, "zrealism_still from an image folder")
+    outputs = entry["outputs"]
+    save = next(k for k, n in prompt.items() if n["class_type"] == "SaveImage")
+    saved = outputs[save]["images"]
+    assert [f["filename"].split("_000")[0] for f in saved] == ["folder_hero_2", "folder_hero_10"], saved
+    for f, size in zip(saved, sizes.values()):
+        assert f["subfolder"] == "ZRealism"
+        with Image.open(server.root / "output" / f["subfolder"] / f["filename"]) as img:
+            assert img.size == size, (f["filename"], img.size)
+    report = outputs["200"]["text"][0]
+    assert report.startswith("2 image(s) loaded, 1 skipped") and "skipped hero_3.png" in report, report
+    evaluator = next(k for k, n in prompt.items() if n["class_type"] == "ZRealism_FidelityEvaluator")
+    texts = outputs[evaluator]["text"]  # [summary, JSON] per image
+    assert len(texts) == 4 and all("overall" in json.loads(t)["scores"] for t in texts[1::2]), texts
+    sampler = next(k for k, n in prompt.items() if n["class_type"] == "ZRealism_DualControlNetSampler")
+    assert len(entry["previews"].get(sampler, [])) >= 2  # a preview per step of each image's job
 
 
 def with_lora_and_ip_adapter(prompt: Dict[str, Any], names: Dict[str, str], weight: float = 1.0) -> Dict[str, Any]:

@@ -7,8 +7,47 @@ import sys
 from pathlib import Path
 
 from . import adapters
+from ..animation import LOOP_MODES
+from ..control_maps import DEPTH_METHODS
+from ..detail_hints import DETAIL_HINTS
 from ..errors import InputError
+from ..models.guidance import CONTROL_BUDGETS
+from ..models.schedulers import SCHEDULER_NAMES
 from ..params import DEFAULT_PRESET, PRESET_NAMES
+
+# The Dual ControlNet Sampler's settings this command takes under the node's input names (--depth-start =
+# depth_start, ...); unset, each is the analyzer's recommendation (as when the params input is wired) or the
+# node's default. tests/test_cli_settings.py checks these against the nodes' inputs.
+SAMPLER_FLAGS = ("cfg", "depth_scale", "pose_scale", "depth_start", "depth_end", "pose_start", "pose_end", "scheduler",
+                 "depth_method", "detect_resolution", "detail_scale", "detail_start", "detail_end", "detail_hint",
+                 "cfg_end", "control_budget")
+
+
+def add_sampler_arguments(p) -> None:
+    """The sampler's settings (SAMPLER_FLAGS), as the node's widgets say them."""
+    s = p.add_argument_group("sampler (the Dual ControlNet Sampler's inputs under the same names; unset = the "
+                             "analyzer's recommendation, or the node's default)")
+    s.add_argument("--cfg", type=float, help="prompt guidance strength; 1 or less turns it off (node default 7)")
+    for net, what in (("depth", "geometry"), ("pose", "pose")):
+        s.add_argument(f"--{net}-scale", type=float, help=f"{net} ControlNet strength ({what}); 0 turns it off (node default 0.7)")
+        s.add_argument(f"--{net}-start", type=float, help=f"fraction of the schedule where the {net} ControlNet starts (default 0)")
+        s.add_argument(f"--{net}-end", type=float, help=f"fraction of the schedule where the {net} ControlNet stops (default 1)")
+    s.add_argument("--scheduler", choices=list(SCHEDULER_NAMES), help="sampler (node default dpmpp_2m_karras)")
+    s.add_argument("--depth-method", choices=list(DEPTH_METHODS),
+                   help="depth detector: depth_anything, midas, or auto (Depth Anything when its files are there; default)")
+    s.add_argument("--detect-resolution", type=int,
+                   help="short side (pixels) the depth and pose detectors work at; pose runs on the character's crop "
+                        "(from the prep mask) resized to it, so a small figure gets the full resolution (default 512)")
+    s.add_argument("--detail-scale", type=float,
+                   help="strength of the detail ControlNet (--detail-controlnet); 0 = off (default; the analyzer's "
+                        "recommendation when a detail net is given)")
+    s.add_argument("--detail-start", type=float, help="fraction of the schedule where the detail ControlNet starts (default 0)")
+    s.add_argument("--detail-end", type=float, help="fraction of the schedule where the detail ControlNet stops (default 1)")
+    s.add_argument("--detail-hint", choices=list(DETAIL_HINTS),
+                   help="what the detail ControlNet is given: tile, canny, lineart, or auto (from the net's file name; default)")
+    s.add_argument("--cfg-end", type=float, help="fraction of the steps that use guidance (default 1 = all)")
+    s.add_argument("--control-budget", choices=list(CONTROL_BUDGETS),
+                   help="full (default): ControlNets on both branches; prompt_branch: once per step")
 
 
 def register(sub) -> None:
@@ -30,12 +69,17 @@ def register(sub) -> None:
     m.add_argument("--pose-controlnet", type=Path, help="OpenPose ControlNet for SD1.5 (file or folder)")
     m.add_argument("--motion-adapter", type=Path, help="AnimateDiff SD1.5 motion module (for --video)")
     m.add_argument("--vae", type=Path, help="optional separate VAE")
+    m.add_argument("--detail-controlnet", type=Path,
+                   help="optional third ControlNet for SD1.5 (tile, line art, canny; file or folder), run when "
+                        "--detail-scale (or the analyzer's recommendation) is above 0; never picked from --models")
     m.add_argument("--annotators", type=Path, action="append", default=[],
                    help="folder with depth/pose detector weights (repeatable)")
     m.add_argument("--config", type=Path, help="diffusers config folder for a single-file checkpoint "
                    "(default: the SD1.5 configs shipped in the package)")
     g = p.add_argument_group("generation")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    g.add_argument("--cpu-fallback", action=argparse.BooleanOptionalAction, default=None,
+                   help="on GPU out-of-memory, retry smaller and finally on the CPU (default on; --no-cpu-fallback fails instead)")
     g.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="precision (default auto)")
     g.add_argument("--steps", type=int, help="sampling steps (default: the analyzer's recommendation)")
     g.add_argument("--denoise", type=float, help="img2img strength (default: the analyzer's recommendation)")
@@ -53,11 +97,14 @@ def register(sub) -> None:
     g.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESET_NAMES),
                    help="speed preset: fast = guidance on the first half of the steps, ControlNets once per step and "
                         "ending by 0.6 (about half the UNet/ControlNet work; steps unchanged). Default quality")
+    add_sampler_arguments(p)
     v = p.add_argument_group("video")
     v.add_argument("--video", action="store_true", help="also animate the still into a clip (needs a motion module)")
     v.add_argument("--frames", type=int, default=16, help="clip length in frames (default 16)")
     v.add_argument("--fps", type=float, default=8.0, help="frames per second (default 8)")
     v.add_argument("--video-strength", type=float, default=0.5, help="how far frames may move from the still (default 0.5)")
+    v.add_argument("--loop", choices=list(LOOP_MODES), default="off",
+                   help="off (default); crossfade = the clip loops seamlessly (same length); pingpong = forward then backward")
     p.add_argument("--json", action="store_true", help="print the scores of each image as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -69,7 +116,7 @@ def resolve_models(args: argparse.Namespace):
     paths = discover(args.models) if args.models else ModelPaths()
     if args.models and not args.models.is_dir():
         raise InputError(f"--models folder not found: {args.models}")
-    for key in ("checkpoint", "depth_controlnet", "pose_controlnet", "motion_adapter", "vae"):
+    for key in ("checkpoint", "depth_controlnet", "pose_controlnet", "motion_adapter", "vae", "detail_controlnet"):
         value = getattr(args, key)
         if value is not None:
             setattr(paths, key, value)
@@ -95,6 +142,8 @@ def options_from(args: argparse.Namespace):
         embedding_dirs=list(args.embeddings) + ([args.models / "embeddings"] if args.models and (args.models / "embeddings").is_dir() else []),
         clip_skip=args.clip_skip,
         preset=args.preset,
+        sampler={k: getattr(args, k) for k in SAMPLER_FLAGS if getattr(args, k) is not None},
+        loop=args.loop,
     )
 
 
@@ -116,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         inputs = list_inputs(args.input)
     results = run_batch(inputs, args.out, models, options, device=args.device, dtype=args.dtype,
-                        config=args.config, progress=not args.no_progress, sample_image=sample)
+                        config=args.config, progress=not args.no_progress, sample_image=sample, fallback=args.cpu_fallback)
     for path, r in zip(inputs, results):
         if r.skipped:
             print(f"{path.name}: done already ({r.out_dir}), skipped")

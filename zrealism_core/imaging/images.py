@@ -166,6 +166,8 @@ def load_image(path: Union[str, Path], *, name: str = "image") -> np.ndarray:
             return to_float_array(img, name=f"{name} {p.name}")
     except UnidentifiedImageError as exc:
         raise InputError(f"{name} {p} is not an image file Pillow can read.") from exc
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # truncated or damaged file
+        raise InputError(f"{name} {p} could not be read ({exc}); re-export or replace the file.") from exc
 
 
 def save_image(image: np.ndarray, path: Union[str, Path]) -> Path:

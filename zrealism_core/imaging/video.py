@@ -30,7 +30,6 @@ VIDEO_FORMATS = ("mp4", "gif", "webp")
 # Containers read through ffmpeg; everything else that is a file goes through Pillow.
 _FFMPEG_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
 _PIL_SUFFIXES = {".gif", ".webp", ".png", ".apng", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 DEFAULT_FOLDER_FPS = 8.0
 
 
@@ -151,11 +150,6 @@ def write_video(frames: Any, path: PathLike, fps: float = 8.0, *, quality: Optio
 
 # ---------------------------------------------------------------- reading
 
-def _natural_key(name: str) -> list:
-    """frame_2 before frame_10."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
-
-
 def _read_ffmpeg(p: Path, max_frames: Optional[int]) -> Tuple[List[np.ndarray], float]:
     import imageio.v2 as imageio
 
@@ -199,14 +193,9 @@ def _read_pil(p: Path, max_frames: Optional[int]) -> Tuple[List[np.ndarray], flo
 
 
 def _read_folder(p: Path, max_frames: Optional[int], fps: float) -> Tuple[List[np.ndarray], float]:
-    files = sorted(
-        (f for f in p.iterdir() if f.is_file() and f.suffix.lower() in _IMAGE_SUFFIXES and not f.name.startswith(".")),
-        key=lambda f: _natural_key(f.name),
-    )
-    if not files:
-        raise InputError(f"folder {p} holds no images (.png, .jpg, .webp, .bmp, .tif); put the frames there.")
-    if max_frames is not None:
-        files = files[:max_frames]
+    from .folder import image_files
+
+    files = image_files(p, limit=max_frames or 0)
     frames: List[np.ndarray] = []
     for f in files:
         rgb = to_rgb(load_image(f, name="frame"), name=f"frame {f.name}")

@@ -83,6 +83,7 @@ class ModelPaths:
     pose_controlnet: Optional[Path] = None
     vae: Optional[Path] = None
     motion_adapter: Optional[Path] = None
+    detail_controlnet: Optional[Path] = None  # optional third net: only an explicit path turns it on
     annotator_dirs: List[Path] = field(default_factory=list)
 
     def missing(self, video: bool = False) -> List[ModelRole]:
