@@ -21,6 +21,7 @@ _COMMANDS = [
     "transform",
     "run",
     "selftest",
+    "queue",  # worker, submit, status, result, cancel
 ]
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import InputError, ModelFileError
+from .models.runtime import check_cancel
 from .imaging.folder import IMAGE_SUFFIXES  # noqa: F401 (its old home; the rule lives in imaging.folder)
 from .models.catalog import CATALOG, ModelPaths, missing_models_message
 
@@ -134,10 +135,12 @@ def _bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, leave=False, disable=not enabled, unit="step")
 
 
-def _step_progress(desc: str, enabled: bool) -> Callable[[int, int], None]:
+def _step_progress(desc: str, enabled: bool, event: Optional[Callable[..., None]] = None) -> Callable[[int, int], None]:
     state: Dict[str, Any] = {}
 
     def callback(step: int, total: int) -> None:
+        if event is not None:
+            event(desc, step, total)
         bar = state.get("bar")
         if bar is None:
             bar = state["bar"] = _bar(total, desc, enabled)
@@ -149,6 +152,23 @@ def _step_progress(desc: str, enabled: bool) -> Callable[[int, int], None]:
     return callback
 
 
+# on_event(stage, step, total, info) of run_image
+EventCallback = Callable[[str, int, int, Dict[str, Any]], None]
+
+
+def _ReportingPlacement(pipe: Any, event: Callable[..., None]) -> Any:
+    """The default placement (models.placement.Placement) that says when it places the modules, with the
+    memory estimate: what the queue calls ALLOCATING_VRAM (on the CPU too)."""
+    from .models.placement import Placement
+
+    class ReportingPlacement(Placement):
+        def place(self, attempt: Any, memory_required: int = 0, skip: Any = ()) -> None:
+            event("place", device=str(attempt.device), memory_mb=round(int(memory_required) / 2**20, 1))
+            super().place(attempt, memory_required, skip)
+
+    return ReportingPlacement(pipe)
+
+
 def run_image(
     image_path: Optional[Path],
     out_dir: Path,
@@ -158,11 +178,17 @@ def run_image(
     image: Optional[np.ndarray] = None,
     motion_adapter: Any = None,
     progress: bool = True,
+    cancel: Any = None,
+    on_event: Optional[EventCallback] = None,
 ) -> RunResult:
     """Run every stage on one image and write the outputs into `out_dir` (see OUTPUT_FILES).
 
     Files are written only after every stage succeeded, so a failed or cancelled run leaves no
     half set behind (and a resumed batch does not skip it).
+    cancel: threading.Event or callable -> True to stop (CancelledError between stages and within one
+    sampling step). on_event(stage, step, total, info): each stage as it starts ("prep", "analyze",
+    "still", "video", "evaluate"), "place" when the models are placed for the still (info: device,
+    memory_mb, the estimate), and every sampling step of "still" / "video" (the queue's states).
     """
     from tqdm.auto import tqdm
 
@@ -186,9 +212,15 @@ def run_image(
     timings: Dict[str, float] = {}
     bar = tqdm(total=len(stages), desc=(image_path.name if image_path else "image"), disable=not progress, unit="stage")
 
+    def event(stage: str, step: int = 0, total: int = 0, **info: Any) -> None:
+        if on_event is not None:
+            on_event(stage, step, total, info)
+
     def timed(name: str):
         class _T:
             def __enter__(self_inner):
+                check_cancel(cancel, f"before {name}")
+                event(name)
                 bar.set_postfix_str(name)
                 self_inner.t0 = time.perf_counter()
 
@@ -222,6 +254,7 @@ def run_image(
         from .pipe_view import with_adapters
 
         pipe = with_adapters(pipe, options.loras, options.ip_adapter, options.clip_vision, options.ip_weight, prep.image)
+        placement = _ReportingPlacement(pipe, event) if on_event is not None else None
         with timed("still"):
             still = transform(
                 pipe, prep.image, mask=prep.mask, prompt=positive, negative=negative, seed=int(options.seed),
@@ -229,7 +262,8 @@ def run_image(
                 depth_scale=float(settings["depth_scale"]), pose_scale=float(settings["pose_scale"]),
                 depth_start=float(settings["depth_start"]), depth_end=float(settings["depth_end"]),
                 pose_start=float(settings["pose_start"]), pose_end=float(settings["pose_end"]),
-                color_lock=float(options.color_lock), callback=_step_progress("still", progress),
+                color_lock=float(options.color_lock), callback=_step_progress("still", progress, event),
+                cancel=cancel, placement=placement,
                 cfg_end=float(settings["cfg_end"]), control_budget=settings["control_budget"],
                 detail_scale=float(settings["detail_scale"]), detail_end=float(settings["detail_end"]), **extra,
             )
@@ -247,7 +281,8 @@ def run_image(
                     strength=float(options.video_strength), seed=int(options.seed),
                     steps=int(options.video_steps or settings["steps"]), cfg=float(settings["cfg"]),
                     depth_map=still.depth_map, pose_map=still.pose_map, prompt=positive, negative=negative,
-                    mask=prep.mask, loop=options.loop, callback=_step_progress("video", progress), **clip_settings,
+                    mask=prep.mask, loop=options.loop, callback=_step_progress("video", progress, event), cancel=cancel,
+                    **clip_settings,
                 )
         with timed("evaluate"):
             # the still's own maps are the source's control maps: not detected again (report.control)

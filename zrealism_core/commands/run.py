@@ -50,6 +50,36 @@ def add_sampler_arguments(p) -> None:
                    help="full (default): ControlNets on both branches; prompt_branch: once per step")
 
 
+def add_job_arguments(p) -> None:
+    """What one job is made of, besides its input, models and device: shared by `zrealism run` and
+    `zrealism submit` (the queue), so both take the same options under the same names."""
+    g = p.add_argument_group("generation")
+    g.add_argument("--steps", type=int, help="sampling steps (default: the analyzer's recommendation)")
+    g.add_argument("--denoise", type=float, help="img2img strength (default: the analyzer's recommendation)")
+    g.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    g.add_argument("--size", type=int, default=512, help="long side of the working image, multiple of 8 (default 512)")
+    g.add_argument("--subject", default="", help="subject phrase for the prompt, e.g. 'a young woman with red hair'")
+    g.add_argument("--prompt", default="", help="replace the suggested positive prompt")
+    g.add_argument("--negative", default="", help="replace the suggested negative prompt")
+    g.add_argument("--color-lock", type=float, default=0.0, help="0..1 pull of the result's colours toward the drawing")
+    adapters.add_arguments(p.add_argument_group("LoRAs and IP-Adapter (the prepared drawing is the IP-Adapter's reference)"))
+    g.add_argument("--embeddings", type=Path, action="append", default=[], metavar="DIR",
+                   help="folder of textual-inversion embeddings for embedding:NAME in prompts (repeatable; "
+                        "--models adds its embeddings/ folder)")
+    g.add_argument("--clip-skip", type=int, default=1, help="CLIP layer the prompts are read from: 1 = last (default), 2 = penultimate")
+    g.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESET_NAMES),
+                   help="speed preset: fast = guidance on the first half of the steps, ControlNets once per step and "
+                        "ending by 0.6 (about half the UNet/ControlNet work; steps unchanged). Default quality")
+    add_sampler_arguments(p)
+    v = p.add_argument_group("video")
+    v.add_argument("--video", action="store_true", help="also animate the still into a clip (needs a motion module)")
+    v.add_argument("--frames", type=int, default=16, help="clip length in frames (default 16)")
+    v.add_argument("--fps", type=float, default=8.0, help="frames per second (default 8)")
+    v.add_argument("--video-strength", type=float, default=0.5, help="how far frames may move from the still (default 0.5)")
+    v.add_argument("--loop", choices=list(LOOP_MODES), default="off",
+                   help="off (default); crossfade = the clip loops seamlessly (same length); pingpong = forward then backward")
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "run",
@@ -76,35 +106,12 @@ def register(sub) -> None:
                    help="folder with depth/pose detector weights (repeatable)")
     m.add_argument("--config", type=Path, help="diffusers config folder for a single-file checkpoint "
                    "(default: the SD1.5 configs shipped in the package)")
-    g = p.add_argument_group("generation")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    g.add_argument("--cpu-fallback", action=argparse.BooleanOptionalAction, default=None,
+    d = p.add_argument_group("device")
+    d.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    d.add_argument("--cpu-fallback", action=argparse.BooleanOptionalAction, default=None,
                    help="on GPU out-of-memory, retry smaller and finally on the CPU (default on; --no-cpu-fallback fails instead)")
-    g.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="precision (default auto)")
-    g.add_argument("--steps", type=int, help="sampling steps (default: the analyzer's recommendation)")
-    g.add_argument("--denoise", type=float, help="img2img strength (default: the analyzer's recommendation)")
-    g.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    g.add_argument("--size", type=int, default=512, help="long side of the working image, multiple of 8 (default 512)")
-    g.add_argument("--subject", default="", help="subject phrase for the prompt, e.g. 'a young woman with red hair'")
-    g.add_argument("--prompt", default="", help="replace the suggested positive prompt")
-    g.add_argument("--negative", default="", help="replace the suggested negative prompt")
-    g.add_argument("--color-lock", type=float, default=0.0, help="0..1 pull of the result's colours toward the drawing")
-    adapters.add_arguments(p.add_argument_group("LoRAs and IP-Adapter (the prepared drawing is the IP-Adapter's reference)"))
-    g.add_argument("--embeddings", type=Path, action="append", default=[], metavar="DIR",
-                   help="folder of textual-inversion embeddings for embedding:NAME in prompts (repeatable; "
-                        "--models adds its embeddings/ folder)")
-    g.add_argument("--clip-skip", type=int, default=1, help="CLIP layer the prompts are read from: 1 = last (default), 2 = penultimate")
-    g.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESET_NAMES),
-                   help="speed preset: fast = guidance on the first half of the steps, ControlNets once per step and "
-                        "ending by 0.6 (about half the UNet/ControlNet work; steps unchanged). Default quality")
-    add_sampler_arguments(p)
-    v = p.add_argument_group("video")
-    v.add_argument("--video", action="store_true", help="also animate the still into a clip (needs a motion module)")
-    v.add_argument("--frames", type=int, default=16, help="clip length in frames (default 16)")
-    v.add_argument("--fps", type=float, default=8.0, help="frames per second (default 8)")
-    v.add_argument("--video-strength", type=float, default=0.5, help="how far frames may move from the still (default 0.5)")
-    v.add_argument("--loop", choices=list(LOOP_MODES), default="off",
-                   help="off (default); crossfade = the clip loops seamlessly (same length); pingpong = forward then backward")
+    d.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="precision (default auto)")
+    add_job_arguments(p)
     p.add_argument("--json", action="store_true", help="print the scores of each image as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -124,6 +131,10 @@ def resolve_models(args: argparse.Namespace):
     return paths
 
 
+def _models_embeddings(models) -> list:
+    return [models / "embeddings"] if models and (models / "embeddings").is_dir() else []
+
+
 def options_from(args: argparse.Namespace):
     from ..runner import RunOptions
 
@@ -139,7 +150,7 @@ def options_from(args: argparse.Namespace):
         frames=args.frames, fps=args.fps, video_strength=args.video_strength,
         loras=adapters.lora_list(args.lora), ip_adapter=args.ip_adapter, clip_vision=args.clip_vision,
         ip_weight=args.ip_weight,
-        embedding_dirs=list(args.embeddings) + ([args.models / "embeddings"] if args.models and (args.models / "embeddings").is_dir() else []),
+        embedding_dirs=list(args.embeddings) + _models_embeddings(getattr(args, "models", None)),
         clip_skip=args.clip_skip,
         preset=args.preset,
         sampler={k: getattr(args, k) for k in SAMPLER_FLAGS if getattr(args, k) is not None},
