@@ -33,6 +33,11 @@ def register(sub) -> None:
     w.add_argument("--models", type=Path, help="a folder laid out like ComfyUI's models/ (checkpoints/, controlnet/, ...)")
     w.add_argument("--comfy", metavar="URL", help="instead of --models: run each job on this ComfyUI server "
                    "(e.g. http://127.0.0.1:8188) through the shipped API workflow")
+    w.add_argument("--workflow", type=Path, help="with --comfy: an API workflow of your own (ComfyUI's Export (API)) "
+                   "with one Load Image, our sampler, Save Image and Fidelity Evaluator (default: the shipped "
+                   "workflows/api/zrealism_still.json)")
+    w.add_argument("--video-workflow", type=Path, help="with --comfy: the same for --video jobs, with AnimateDiff Fuse and "
+                   "Save Video (default: the shipped workflows/api/zrealism_video.json)")
     w.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     w.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="precision (default auto)")
     w.add_argument("--out", type=Path, default=Path("zrealism_out"),
@@ -79,6 +84,9 @@ def worker(args: argparse.Namespace) -> int:
 
     if (args.models is None) == (args.comfy is None):
         raise InputError("give the worker either --models DIR (run jobs here) or --comfy URL (run them on a ComfyUI server).")
+    for flag, given in (("--workflow", args.workflow), ("--video-workflow", args.video_workflow)):
+        if given is not None and not given.is_file():
+            raise InputError(f"{flag} file not found: {given}")
     if args.models is not None and not args.models.is_dir():
         raise InputError(f"--models folder not found: {args.models}")
     limit = float(args.time_limit or DEFAULT_TIME_LIMIT)
@@ -97,7 +105,9 @@ def worker(args: argparse.Namespace) -> int:
 
     quiet_libraries()
     configure(WorkerConfig(broker=args.broker, out=out, models=args.models.resolve() if args.models else None,
-                           device=args.device, dtype=args.dtype, comfy=args.comfy, time_limit=limit))
+                           device=args.device, dtype=args.dtype, comfy=args.comfy, time_limit=limit,
+                           workflow=args.workflow.resolve() if args.workflow else None,
+                           video_workflow=args.video_workflow.resolve() if args.video_workflow else None))
     app = make_app(args.broker, time_limit=limit)
     register(app)
     name = args.name or f"zrealism-{os.getpid()}"

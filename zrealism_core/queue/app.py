@@ -12,7 +12,9 @@ Why each setting (README "Running at scale" repeats this):
 - visibility_timeout (1.5 x the hard limit): Redis hands an unacknowledged job to another worker only
   after this long; it must be longer than any job may run, or a slow live job would run twice.
 - unacked_restore_interval: how often workers look for jobs whose worker vanished.
-- broker_connection_max_retries None: after a Redis restart, workers reconnect for as long as it takes.
+- broker_connection_max_retries None: after a Redis restart, workers reconnect for as long as it takes;
+  result_backend_always_retry: a state or result written while Redis is down waits and retries
+  (a job running through a restart goes on and stores its result once Redis is back).
 - task_track_started False and our own states (states.py) instead; json only (no pickle).
 """
 from __future__ import annotations
@@ -60,6 +62,8 @@ def make_app(broker: str = DEFAULT_BROKER, *, time_limit: float = DEFAULT_TIME_L
         result_backend_transport_options={"visibility_timeout": visibility},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
+        result_backend_always_retry=True,
+        result_backend_max_retries=600,
         result_expires=RESULT_EXPIRES,
         result_extended=True,
         task_track_started=False,

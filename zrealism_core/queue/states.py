@@ -24,7 +24,7 @@ DONE = (SUCCESS, FAILURE)
 # runner.run_image's events -> the state they belong to ("prep", "analyze" and "place" come before
 # the first sampling step, on the device the job is being placed on)
 STAGE_STATES: Dict[str, str] = {
-    "prep": ALLOCATING_VRAM, "analyze": ALLOCATING_VRAM, "place": ALLOCATING_VRAM,
+    "load models": LOADING_MODELS, "prep": ALLOCATING_VRAM, "analyze": ALLOCATING_VRAM, "place": ALLOCATING_VRAM,
     "still": SYNTHESIZING, "video": ANIMATING, "evaluate": EVALUATING,
 }
 

@@ -17,9 +17,14 @@ MAX_ATTEMPTS = 2  # a job whose worker died this many times is failed, not deliv
 
 
 def connect(broker: str) -> Any:
+    """A client that rides out a Redis restart (retries with backoff for about two minutes)."""
     import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
 
-    return redis.Redis.from_url(broker, socket_connect_timeout=5, health_check_interval=10)
+    return redis.Redis.from_url(broker, socket_connect_timeout=5, health_check_interval=10,
+                                retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), 60),
+                                retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError])
 
 
 class Store:

@@ -32,6 +32,8 @@ class WorkerConfig:
     device: str = "auto"
     dtype: str = "auto"
     comfy: Optional[str] = None  # ComfyUI mode: the server's URL
+    workflow: Optional[Path] = None  # ComfyUI mode: an API workflow of the user's (default: the shipped one)
+    video_workflow: Optional[Path] = None  # the same, for --video jobs
     time_limit: float = 3600.0
 
 
@@ -132,7 +134,7 @@ class JobRun:
         self.state = state
         self.meta.update(extra)
         self.meta.update(stage=stage, step=int(step), total=int(total), attempt=self.attempt, worker=self.worker)
-        self.meta.setdefault("device", _config.device if _config else "auto")
+        self.meta.setdefault("device", _executor.device if _executor is not None else _config.device)
         self.meta.setdefault("notes", [])
         self.task.update_state(state=state, meta=dict(self.meta, states=list(self.history)))
 
