@@ -248,6 +248,7 @@ class ComfyExecutor:
         ws = websocket.create_connection(f"{self.server.base.replace('http', 'ws', 1)}/ws?clientId={self.client_id}",
                                          timeout=1.0)
         current: Optional[str] = None
+        fuses = set(_nodes(prompt, "ZRealism_AnimateDiffFuse"))
         try:
             while True:
                 if cancel():
@@ -268,7 +269,10 @@ class ComfyExecutor:
                     continue
                 kind = msg.get("type")
                 if kind == "executing" and data.get("node") is not None:
-                    cls = prompt.get(str(data["node"]), {}).get("class_type", "")
+                    node = prompt.get(str(data["node"]), {})
+                    cls = node.get("class_type", "")
+                    if cls == "ZRealism_FidelityEvaluator" and fuses and node["inputs"].get("result", [None])[0] not in fuses:
+                        continue  # the still's scores, computed before the clip: EVALUATING comes with the clip's
                     current = NODE_STATES.get(cls, current)
                     if current is not None:
                         state = "ALLOCATING_VRAM" if current in ("SYNTHESIZING", "ANIMATING") else current
