@@ -31,7 +31,21 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
 )
 
 # old import paths kept one release as thin forwards (zrealism_core/_moved.py); old -> new module
-DEPRECATED: Dict[str, str] = {}
+DEPRECATED: Dict[str, str] = {
+    "control_maps": "zrealism_core.control.maps, zrealism_core.control.pose_crop, zrealism_core.control.hints, zrealism_core.models.detectors, zrealism_core.models.depth_anything",
+    "detail": "zrealism_core.control.detail",
+    "detail_hints": "zrealism_core.control.hints, zrealism_core.metrics.edges, zrealism_core.errors",
+    "empty_maps": "zrealism_core.control.empty",
+    "pipe_view": "zrealism_core.adapters.views, zrealism_core.engine.pipeline",
+    "params": "zrealism_core.settings",
+    "models.device": "zrealism_core.runtime.device",
+    "models.runtime": "zrealism_core.runtime.fallback",
+    "models.placement": "zrealism_core.runtime.placement",
+    "models.guidance": "zrealism_core.runtime.guidance",
+    "models.lora": "zrealism_core.adapters.lora",
+    "models.ip_adapter": "zrealism_core.adapters.ip_adapter",
+    "imaging.panel": "zrealism_core.evaluation.panel",
+}
 
 
 def layer_of(unit: str, layers: Sequence[Sequence[str]] = LAYERS) -> Optional[int]:

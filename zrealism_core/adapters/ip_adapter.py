@@ -13,7 +13,7 @@ Checks before anything is built: an SDXL IP-Adapter (cross-attention 2048), one 
 (needs face-recognition embeddings), no clip_vision file, an image encoder whose widths the adapter does
 not take (ViT-bigG, ViT-L) - each a ModelFileError naming the file and what to use.
 
-Per job (`installed`, entered by pipe_view.active inside the job, after placement): the adapter's
+Per job (`installed`, entered by adapters.views.active inside the job, after placement): the adapter's
 attention processors replace the UNet's cross-attention processors (the motion UNet's too, same names),
 the image projection becomes the UNet's `encoder_hid_proj`; the reference image's embeddings are passed
 to the diffusers pipeline as `ip_adapter_image_embeds`, laid out `[uncond; cond]` along dim 0 when CFG
@@ -34,7 +34,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from .. import CLIP_VISION_H14_CONFIG
+from ..data import CLIP_VISION_H14_CONFIG
 from ..errors import InputError, ModelFileError
 
 log = logging.getLogger("zrealism")
@@ -54,7 +54,7 @@ _BUILD_LOCK = threading.Lock()
 
 def read_ip_adapter(path: Any) -> Dict[str, Dict[str, Any]]:
     """{"image_proj": {...}, "ip_adapter": {...}} from a .safetensors (flat keys) or .bin/.pt file."""
-    from .loaders import SAFE_SUFFIXES, TORCH_SUFFIXES, _load_torch_file, read_shapes
+    from ..models.files import SAFE_SUFFIXES, TORCH_SUFFIXES, load_torch_file, read_shapes
 
     p = _exists(path, "IP-Adapter", IP_HINT)
     if p.suffix.lower() in SAFE_SUFFIXES:
@@ -68,7 +68,7 @@ def read_ip_adapter(path: Any) -> Dict[str, Dict[str, Any]]:
             if head in out:
                 out[head][rest] = v
     elif p.suffix.lower() in TORCH_SUFFIXES:
-        raw = _load_torch_file(p)
+        raw = load_torch_file(p)
         out = {"image_proj": dict(raw.get("image_proj") or {}), "ip_adapter": dict(raw.get("ip_adapter") or {})}
     else:
         raise ModelFileError(f"IP-Adapter {p.name}: unsupported file type {p.suffix!r}; use .safetensors or .bin. {IP_HINT}")
@@ -183,7 +183,7 @@ def load_clip_vision(path: Any, dtype: Any = None) -> Tuple[Any, Dict[str, Any]]
     """CLIPVisionModelWithProjection from one file, offline; returns (model, config dict)."""
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from .loaders import _state_dict, read_shapes
+    from ..models.files import read_weights, read_shapes
 
     p = _exists(path, "clip_vision (image encoder)", CV_HINT)
     shapes = read_shapes(p)
@@ -192,7 +192,7 @@ def load_clip_vision(path: Any, dtype: Any = None) -> Tuple[Any, Dict[str, Any]]
     try:
         import torch
 
-        state = _state_dict(p)
+        state = read_weights(p)
         state = {k: v for k, v in state.items() if not k.endswith("position_ids")}
         if "visual_projection.weight" not in state:  # a file without the projection (plus adapters do not use it)
             state["visual_projection.weight"] = torch.zeros(config.projection_dim, config.hidden_size)
@@ -258,7 +258,7 @@ def _check_numbers(weight: Any, start: Any, end: Any) -> Tuple[float, float, flo
 def make_spec(root: Any, ip_path: Any, cv_path: Any, image: Any, *, weight: float = 0.6, start: float = 0.0,
               end: float = 1.0) -> IPAdapterSpec:
     """Check the files and the inputs, load the modules once per root pipeline, and describe the view's IP-Adapter."""
-    from ..engine import _file_key
+    from ..models.files import file_key
     from ..imaging.images import to_rgb
 
     w, s, e = _check_numbers(weight, start, end)
@@ -268,7 +268,7 @@ def make_spec(root: Any, ip_path: Any, cv_path: Any, image: Any, *, weight: floa
         raise ModelFileError(f"The IP-Adapter {p.name} needs its image encoder: choose a clip_vision file (CLIP ViT-H/14). {CV_HINT}")
     cv = _exists(cv_path, "clip_vision (image encoder)", CV_HINT)
     cache = root.extras.setdefault("ip_adapters", {})
-    ip_key, cv_key = _file_key(p), _file_key(cv)
+    ip_key, cv_key = file_key(p), file_key(cv)
     with _BUILD_LOCK:
         mods = cache.get(("ip",) + ip_key)
         if mods is None:
@@ -276,7 +276,7 @@ def make_spec(root: Any, ip_path: Any, cv_path: Any, image: Any, *, weight: floa
             kind = check_ip_adapter(p.name, sd, root.sd.unet)
         enc = cache.get(("cv",) + cv_key)
         if enc is None:
-            from .loaders import read_shapes
+            from ..models.files import read_shapes
 
             cfg = encoder_config(cv, read_shapes(cv))
         else:
@@ -377,7 +377,7 @@ def installed(root: Any, spec: IPAdapterSpec, unet: Any, scheduler_of: Any, timi
     (`[uncond; cond]` when `cfg`, else cond only); restore the UNet exactly on exit."""
     import torch
 
-    from .runtime import stage
+    from ..runtime.fallback import stage
 
     mods, encoder = _modules(root, spec)
     p = next(unet.parameters())

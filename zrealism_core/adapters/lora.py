@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import ModelFileError
-from .ldm_keys import unet_module_names_to_ldm
+from ..models.ldm_keys import unet_module_names_to_ldm
 
 log = logging.getLogger("zrealism")
 
@@ -120,7 +120,7 @@ class LoraFile:
 
 def read_lora_state_dict(path: Any) -> Dict[str, Any]:
     """The tensors of a LoRA file: .safetensors first, torch.load(weights_only=True) for .pt/.ckpt/.bin."""
-    from .loaders import SAFE_SUFFIXES, TORCH_SUFFIXES, _load_torch_file, read_shapes
+    from ..models.files import SAFE_SUFFIXES, TORCH_SUFFIXES, load_torch_file, read_shapes
 
     p = Path(str(path)).expanduser()
     if not p.is_file():
@@ -137,7 +137,7 @@ def read_lora_state_dict(path: Any) -> Dict[str, Any]:
         except Exception as exc:
             raise ModelFileError(f"LoRA {p.name} is not a readable .safetensors file (truncated or corrupt download?): {exc}. Download it again.") from exc
     if suffix in TORCH_SUFFIXES:
-        return {k: v for k, v in _load_torch_file(p).items() if hasattr(v, "shape")}
+        return {k: v for k, v in load_torch_file(p).items() if hasattr(v, "shape")}
     raise ModelFileError(f"LoRA {p.name}: unsupported file type {suffix!r}; use .safetensors (or .pt/.ckpt). {LORA_HINT}")
 
 
@@ -231,7 +231,7 @@ def parse_lora(path: Any, models: Dict[str, Any], state: Optional[Dict[str, Any]
     if not sd:
         raise ModelFileError(f"{name} holds no tensors; it is not a LoRA. {LORA_HINT}")
     shapes = {k: tuple(v.shape) for k, v in sd.items()}
-    from .loaders import classify
+    from ..models.loaders import classify
 
     kind = classify(p, shapes).kind
     if kind in ("sd15", "sd2", "sdxl", "inpaint", "unet"):

@@ -7,8 +7,10 @@
 
 A view shares everything with the pipeline it came from (the same `sd`, modules, lock, caches:
 attribute reads and writes go to the root pipeline), and adds only `loras` (a tuple of
-(LoraFile, strength)) and `ip_adapter` (an IPAdapterSpec or None). It is a ZRealismPipeline, so
-every function that takes a pipe takes a view. Files are read once per root pipeline (cached in
+(LoraFile, strength)) and `ip_adapter` (an IPAdapterSpec or None). It is a Pipe, so
+every function that takes a pipe takes a view. The class is engine.pipeline.PipelineView; the
+functions here take any pipe (duck-typed: a Pipe or a view) so that adapters/ stays
+below engine/ (zrealism_core/layers.py). Files are read once per root pipeline (cached in
 `root.extras`); the weights change only in `active(...)`, which the still and the clip jobs enter
 while holding `pipe.lock`, after the models were placed. The LoRAs stay applied after the job, as in
 ComfyUI, until a job needs other weights: it restores the saved originals first (set_loras), so the
@@ -20,87 +22,54 @@ import contextlib
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
-from .engine import ZRealismPipeline, _file_key
-from .models import runtime
+from ..models.files import file_key
+from ..runtime import fallback as runtime
+
+Pipe = Any  # a ZRealismPipeline or a PipelineView (engine/pipeline.py)
 
 
-class PipelineView(ZRealismPipeline):
-    """A ZRealismPipeline that is a root pipeline plus its own LoRAs / IP-Adapter (see module doc)."""
-
-    _OWN = ("root", "loras", "ip_adapter")
-
-    def __init__(self, root: ZRealismPipeline, loras: Sequence[Tuple[Any, float]] = (), ip_adapter: Any = None) -> None:
-        # no super().__init__: all state lives on the root
-        object.__setattr__(self, "root", root)
-        object.__setattr__(self, "loras", tuple(loras))
-        object.__setattr__(self, "ip_adapter", ip_adapter)
-
-    def __getattr__(self, name: str) -> Any:  # only for names not found on the view itself
-        if name in PipelineView._OWN:
-            raise AttributeError(name)
-        return getattr(object.__getattribute__(self, "root"), name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in PipelineView._OWN:
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self.root, name, value)
-
-    def modules(self) -> Dict[str, Any]:
-        """The root's modules plus this view's IP-Adapter modules (placed with them)."""
-        mods = dict(self.root.modules())
-        mods.update(adapter_modules(self))
-        return mods
-
-    def __repr__(self) -> str:
-        parts = [f"{l.name}@{s:g}" for l, s in self.loras]
-        if self.ip_adapter is not None:
-            parts.append(f"IP-Adapter {self.ip_adapter.name}@{self.ip_adapter.weight:g}")
-        return f"{self.root!r} + [{', '.join(parts)}]"
-
-
-def root_of(pipe: ZRealismPipeline) -> ZRealismPipeline:
+def root_of(pipe: Pipe) -> Pipe:
     return getattr(pipe, "root", pipe)
 
 
-def with_lora(pipe: ZRealismPipeline, path: Any, strength: float = 1.0) -> PipelineView:
+def with_lora(pipe: Pipe, path: Any, strength: float = 1.0) -> Pipe:
     """A view of `pipe` with one more LoRA at `strength`. The file is read and checked against this
     pipeline now (ModelFileError otherwise, the pipeline unchanged), once per file."""
-    from .models import lora as loras
+    from . import lora as loras
 
     s = loras.check_strength(strength)
     root = root_of(pipe)
     if root.sd is None:
-        from .errors import InputError
+        from ..errors import InputError
 
         raise InputError("pipe was unloaded; load it again with load_pipeline().")
     cache: Dict[Tuple, Any] = root.extras.setdefault("lora_files", {})
-    key = _file_key(path)
+    key = file_key(path)
     lf = cache.get(key)
     if lf is None:
         with runtime.stage("reading LoRA", None, Path(str(path)).name):
             lf = loras.parse_lora(path, lora_models(root))
         cache[key] = lf
-    return PipelineView(root, tuple(getattr(pipe, "loras", ())) + ((lf, s),), getattr(pipe, "ip_adapter", None))
+    return root.view(tuple(getattr(pipe, "loras", ())) + ((lf, s),), getattr(pipe, "ip_adapter", None))
 
 
-def with_ip_adapter(pipe: ZRealismPipeline, ip_adapter: Any, clip_vision: Any, image: Any, *,
-                    weight: float = 0.6, start: float = 0.0, end: float = 1.0) -> PipelineView:
+def with_ip_adapter(pipe: Pipe, ip_adapter: Any, clip_vision: Any, image: Any, *,
+                    weight: float = 0.6, start: float = 0.0, end: float = 1.0) -> Pipe:
     """A view of `pipe` with an IP-Adapter (file) and its image encoder (clip_vision file) fed the
     reference `image` (PIL / numpy H,W,3). Files are checked now and loaded once per pipeline."""
-    from .models import ip_adapter as ipa
+    from . import ip_adapter as ipa
 
     root = root_of(pipe)
     if root.sd is None:
-        from .errors import InputError
+        from ..errors import InputError
 
         raise InputError("pipe was unloaded; load it again with load_pipeline().")
     spec = ipa.make_spec(root, ip_adapter, clip_vision, image, weight=weight, start=start, end=end)
-    return PipelineView(root, tuple(getattr(pipe, "loras", ())), spec)
+    return root.view(tuple(getattr(pipe, "loras", ())), spec)
 
 
-def with_adapters(pipe: ZRealismPipeline, loras: Sequence[Tuple[Any, float]] = (), ip_adapter: Any = None,
-                  clip_vision: Any = None, ip_weight: float = 0.6, reference: Any = None) -> ZRealismPipeline:
+def with_adapters(pipe: Pipe, loras: Sequence[Tuple[Any, float]] = (), ip_adapter: Any = None,
+                  clip_vision: Any = None, ip_weight: float = 0.6, reference: Any = None) -> Pipe:
     """`pipe` with the (file, strength) LoRAs in order and, if `ip_adapter` is given, the IP-Adapter fed
     `reference`; `pipe` itself when neither is asked for (the CLI's and runner's one way to build views)."""
     for path, strength in loras or ():
@@ -110,7 +79,7 @@ def with_adapters(pipe: ZRealismPipeline, loras: Sequence[Tuple[Any, float]] = (
     return pipe
 
 
-def lora_models(pipe: ZRealismPipeline) -> Dict[str, Any]:
+def lora_models(pipe: Pipe) -> Dict[str, Any]:
     sd = root_of(pipe).sd
     return {"unet": sd.unet, "text_encoder": sd.text_encoder}
 
@@ -118,7 +87,7 @@ def lora_models(pipe: ZRealismPipeline) -> Dict[str, Any]:
 _PATCHED = "lora_patched"  # root.extras: the (LoraFile, strength) pairs the shared weights carry now, and their backups
 
 
-def set_loras(pipe: ZRealismPipeline, loras: Sequence[Tuple[Any, float]], timings: Optional[Dict[str, float]] = None) -> None:
+def set_loras(pipe: Pipe, loras: Sequence[Tuple[Any, float]], timings: Optional[Dict[str, float]] = None) -> None:
     """Make the root pipeline's weights carry exactly `loras` ((LoraFile, strength), none at 0).
 
     The weights stay patched after the job, as ComfyUI keeps a model patched while it is loaded:
@@ -136,21 +105,21 @@ def set_loras(pipe: ZRealismPipeline, loras: Sequence[Tuple[Any, float]], timing
             now[1].restore()
         del root.extras[_PATCHED]
     if wanted:
-        from .models import lora as lora_mod
+        from . import lora as lora_mod
 
         with runtime.stage("applying LoRAs", timings, ", ".join(f"{l.name}@{s:g}" for l, s in wanted)):
             applied = lora_mod.apply(lora_models(root), wanted)  # on an error it restores what it changed
         root.extras[_PATCHED] = (wanted, applied)
 
 
-def restore_weights(pipe: ZRealismPipeline) -> None:
+def restore_weights(pipe: Pipe) -> None:
     """Put the base weights back now (e.g. before using `pipe.sd` directly, outside transform/animate)."""
     with root_of(pipe).lock:
         set_loras(pipe, ())
 
 
 @contextlib.contextmanager
-def active(pipe: ZRealismPipeline, unet: Any = None, scheduler_of: Any = None,
+def active(pipe: Pipe, unet: Any = None, scheduler_of: Any = None,
            timings: Optional[Dict[str, float]] = None, cfg: float = 7.0) -> Iterator[Dict[str, Any]]:
     """For one job: the weights carry exactly the view's LoRAs (set_loras: patched in place, kept
     for the next job with the same LoRAs) and the view's IP-Adapter is installed on `unet` (default
@@ -164,7 +133,7 @@ def active(pipe: ZRealismPipeline, unet: Any = None, scheduler_of: Any = None,
     if spec is None or float(spec.weight) == 0.0:  # weight 0 = no IP-Adapter at all (bit-identical to none)
         yield {}
         return
-    from .models import ip_adapter as ipa
+    from . import ip_adapter as ipa
 
     with ipa.installed(root, spec, unet if unet is not None else root.sd.unet,
                        scheduler_of if scheduler_of is not None else root.sd, timings,
@@ -172,12 +141,12 @@ def active(pipe: ZRealismPipeline, unet: Any = None, scheduler_of: Any = None,
         yield kwargs
 
 
-def adapter_modules(pipe: ZRealismPipeline) -> Dict[str, Any]:
+def adapter_modules(pipe: Pipe) -> Dict[str, Any]:
     """Torch modules a view adds for its job (IP-Adapter image encoder, projection, attention
     weights), by name; placed and tracked by ComfyUI's memory manager with the pipeline's own."""
     spec = getattr(pipe, "ip_adapter", None)
     if spec is None or float(spec.weight) == 0.0:
         return {}
-    from .models import ip_adapter as ipa
+    from . import ip_adapter as ipa
 
     return ipa.modules_of(root_of(pipe), spec)

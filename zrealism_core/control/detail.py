@@ -10,7 +10,7 @@ Rules (each change is reported through runtime.note):
 - detail_scale 0 or an empty start/end window: off, no hint computed;
 - detail_map given: used as the hint, resized to the job's size (noted when its size differs);
 - otherwise the weight-free hint `detail_hint` (tile / canny / lineart; "auto" from the net's file
-  name, detail_hints.hint_for_file); a hint that cannot be computed (no edges) switches the net off.
+  name, hints.hint_for_file); a hint that cannot be computed (no edges) switches the net off.
 """
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .detail_hints import EmptyHintError, detail_hint, resolve_kind
-from .empty_maps import switch_off_empty
-from .errors import InputError
-from .imaging.images import resize_rgb, to_rgb
-from .models.runtime import note, stage
+from .hints import EmptyHintError, detail_hint, resolve_kind
+from .empty import switch_off_empty
+from ..errors import InputError
+from ..imaging.images import resize_rgb, to_rgb
+from ..runtime.fallback import note, stage
 
 log = logging.getLogger("zrealism")
 
@@ -57,7 +57,7 @@ class DetailControl:
 
 
 def scale_from_params(pipe: Any, own: float, values: dict) -> float:
-    """The detail scale a job uses after the params rule (params.apply_params put the analyzer's value in
+    """The detail scale a job uses after the params rule (settings.apply_params put the analyzer's value in
     `values`): the recommendation only where a detail net is loaded, else `own` (so a recommendation never
     gives an "ignored" note on a pipeline without a detail net)."""
     if getattr(pipe, "detail_controlnet", None) is None:

@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .models.runtime import note
+from ..runtime.fallback import note
 
 POSE_BLACK = 10.0 / 255.0      # brightest pixel of a pose map with nothing drawn on it (compression noise)
 FLAT_CONTRAST = 2.0 / 255.0    # max - min of a map with no contrast (one grey level, give or take rounding)

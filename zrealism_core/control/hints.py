@@ -25,8 +25,9 @@ from typing import Any, Optional, Tuple
 import cv2
 import numpy as np
 
-from .errors import InputError
-from .imaging.images import ImageLike, to_rgb
+from ..errors import EmptyHintError, InputError
+from ..imaging.images import ImageLike, to_rgb
+from ..metrics.edges import canny_thresholds
 
 HINT_KINDS = ("tile", "canny", "lineart")
 DETAIL_HINTS = ("auto",) + HINT_KINDS
@@ -36,13 +37,8 @@ DETAIL_HINTS = ("auto",) + HINT_KINDS
 _NAME_HINTS = (("tile", "tile"), ("canny", "canny"), ("lineart", "lineart"), ("softedge", "lineart"),
                ("scribble", "lineart"))
 
-_MIN_GRADIENT = 8.0  # |Sobel x| + |Sobel y| on 0..255: below this everywhere the image is flat
 _MIN_STROKE_CONTRAST = 0.08  # a stroke is at least this much darker (0..1) than what is around it
 _LINE_SIGMA = 0.7  # anti-aliasing of the thinned lines, pixels
-
-
-class EmptyHintError(InputError):
-    """The image holds nothing the hint is made of (no edges, no strokes)."""
 
 
 def hint_for_file(name: Any) -> Optional[str]:
@@ -79,24 +75,6 @@ def detail_hint(image: ImageLike, kind: str) -> np.ndarray:
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
     return (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32)
-
-
-def canny_thresholds(gray8: np.ndarray) -> Tuple[float, float]:
-    """(low, high) Canny thresholds from the gradient statistics of a uint8 gray image."""
-    gx = cv2.Sobel(gray8, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(gray8, cv2.CV_32F, 0, 1, ksize=3)
-    mag = np.abs(gx) + np.abs(gy)  # Canny's own L1 gradient measure
-    moving = mag[mag >= _MIN_GRADIENT]
-    if moving.size == 0:
-        raise EmptyHintError(
-            "the image has no edges (it is flat), so no canny hint can be computed; the detail ControlNet is "
-            "switched off. Connect your own detail_map, or use the tile hint."
-        )
-    top = float(np.percentile(moving, 99.5))
-    hist_in = np.clip(moving / max(top, 1e-6) * 255.0, 0, 255).astype(np.uint8)
-    otsu, _ = cv2.threshold(hist_in.reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    high = max(_MIN_GRADIENT * 2, float(otsu) / 255.0 * top)
-    return high / 2.0, high
 
 
 def canny_edges(gray: np.ndarray) -> np.ndarray:
@@ -148,7 +126,7 @@ def hint_f_score(hint: np.ndarray, strokes: np.ndarray, tolerance: Optional[int]
     (the silhouette boundary's DAVIS tolerance by default)."""
     from skimage.morphology import skeletonize
 
-    from .metrics.silhouette import boundary_tolerance
+    from ..metrics.silhouette import boundary_tolerance
 
     lit = (hint.max(axis=2) if hint.ndim == 3 else hint) > 0.5
     strokes = np.asarray(strokes, dtype=bool)

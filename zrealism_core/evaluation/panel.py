@@ -97,7 +97,7 @@ def render_panel(source: Any, result: Any, report: Any, *, height: int = 256) ->
     """HxWx3 float32 panel of one evaluation (for a clip: its worst frame, per the report)."""
     art = dict(getattr(report, "artifacts", {}) or {})
     if "source" not in art:  # a report without maps (e.g. rebuilt from JSON): recompute them
-        from ..evaluation import evaluate
+        from .score import evaluate
 
         art = evaluate(source, result).artifacts
     src, res = art["source"], art["result"]

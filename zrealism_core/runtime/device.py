@@ -9,7 +9,7 @@ Rules (outside ComfyUI; inside it the node passes ComfyUI's own choice through `
   unsupported there), with a log line saying so.
 - MPS: PYTORCH_ENABLE_MPS_FALLBACK=1 is set so ops MPS lacks run on the CPU instead of failing.
 
-torch is imported lazily: `import zrealism_core.models.device` stays cheap.
+torch is imported lazily: `import zrealism_core.runtime.device` stays cheap.
 """
 from __future__ import annotations
 

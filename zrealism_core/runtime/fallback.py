@@ -1,6 +1,6 @@
 """Running a diffusion job: step callbacks and Cancel, the OOM -> offload -> CPU fallback, telemetry.
 
-This module is shared by the still engine (engine.py) and the video stage (animation.py). Reusable API:
+This module is shared by the still engine (engine/) and the video stage (animation.py). Reusable API:
 
     make_step_callback(callback, *, cancel=None, on_step=None, preview=None) -> fn
         Returns a diffusers `callback_on_step_end(pipe, step, timestep, kwargs) -> kwargs`.
@@ -192,7 +192,7 @@ class FallbackChain:
             for image in batch:
                 result = chain.run(job, memory_required=estimate)
 
-    `run` calls `placement.place(attempt, memory_required, skip)` (models.placement; or a plain
+    `run` calls `placement.place(attempt, memory_required, skip)` (runtime.placement; or a plain
     `prepare(attempt)`) then `job(attempt)`; on a GPU out-of-memory error it frees memory, logs the step and its reason,
     and moves on to the next attempt. Once the batch has fallen back, later jobs of the batch start
     where the last one succeeded (a batch of 8 falls back once, not 8 times). Any other exception

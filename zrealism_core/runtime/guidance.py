@@ -155,3 +155,69 @@ def scheduled(schedule: Optional[GuidanceSchedule], controlnet: Any, unet: Any) 
         controlnet.plan = None
         if handle is not None:
             handle.remove()
+
+
+_SKIPPING_CLS: Any = None
+
+
+def skipping_multi_controlnet(controlnets: List[Any]) -> Any:
+    """A diffusers MultiControlNetModel that schedules every ControlNet of a job (the one place that does).
+
+    - A net whose scale is 0 at this step does not run. Why: per-net guidance start/end makes diffusers
+      pass scale 0 outside a net's window, and it still runs that net; skipping it gives the same sum
+      (adding exact zeros) at lower cost. Empty maps (control/empty.py) switch a net off the same way.
+    - `.plan` (a guidance.GuidanceSchedule, set for one job by guidance.scheduled): after the cfg_end
+      cutoff, control images still CFG-doubled are cut to their conditional half; with
+      control_budget "prompt_branch" the nets run on the conditional half only and their residuals
+      serve both halves. Batch layout rule: guidance.py's module doc.
+    It is still an instance of MultiControlNetModel, so every diffusers pipeline accepts it.
+    """
+    global _SKIPPING_CLS
+    if _SKIPPING_CLS is None:
+        from diffusers import MultiControlNetModel
+
+        class SkippingMultiControlNet(MultiControlNetModel):
+            plan: Any = None  # guidance.GuidanceSchedule of the running job, or None (diffusers' behaviour)
+
+            def forward(self, sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, *args, **kwargs):  # type: ignore[override]
+                plan = self.plan
+                if plan is None or args or kwargs.get("guess_mode"):
+                    return self._skipping_forward(sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, *args, **kwargs)
+                import torch
+
+                batch = sample.shape[0]
+                # after the cutoff the sample is one branch; the clip's conditioning frames are still doubled
+                controlnet_cond = [cond_half(c, batch) for c in controlnet_cond]
+                if not (plan.shares_residuals and batch % 2 == 0):
+                    return self._skipping_forward(sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, **kwargs)
+                half = batch // 2
+                down, mid = self._skipping_forward(
+                    sample[half:], cond_half(timestep, half), cond_half(encoder_hidden_states, half),
+                    [cond_half(c, half) for c in controlnet_cond], conditioning_scale, **kwargs,
+                )
+                if down is None:
+                    return None, None
+                return [torch.cat([d, d]) for d in down], torch.cat([mid, mid])
+
+            def _skipping_forward(self, sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, *args, **kwargs):
+                keep = [i for i, s in enumerate(conditioning_scale) if float(s) != 0.0]
+                if args or kwargs.get("guess_mode") or kwargs.get("return_dict", True) or len(keep) == len(self.nets):
+                    return super().forward(sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, *args, **kwargs)
+                if not keep:
+                    return None, None  # the UNet treats missing residuals as "no ControlNet"
+                down = mid = None
+                for i in keep:
+                    d, m = self.nets[i](
+                        sample=sample, timestep=timestep, encoder_hidden_states=encoder_hidden_states,
+                        controlnet_cond=controlnet_cond[i], conditioning_scale=conditioning_scale[i],
+                        **kwargs,
+                    )
+                    if down is None:
+                        down, mid = d, m
+                    else:
+                        down = [a + b for a, b in zip(down, d)]
+                        mid = mid + m
+                return down, mid
+
+        _SKIPPING_CLS = SkippingMultiControlNet
+    return _SKIPPING_CLS(controlnets)

@@ -1,0 +1,4 @@
+"""Deprecated old path: moved to zrealism_core.evaluation.panel (kept one release; see zrealism_core/_moved.py)."""
+from .._moved import forward
+
+__getattr__ = forward(__name__, ["zrealism_core.evaluation.panel"])
