@@ -4,7 +4,7 @@
 
 Writes full-size random annotator files (~1 GB) into WORKDIR (default benchmarks/_cache/maps, once), then for
 each detector: load time, first 512x512 detection and the median of --reps further detections, through
-zrealism_core.control_maps.
+zrealism_core.control.maps.
 """
 from __future__ import annotations
 
@@ -51,30 +51,32 @@ def _image() -> np.ndarray:
 
 def _load_only(name: str, root: Path, device: str) -> None:
     """File loading + model construction of one detector, without a detection."""
-    from zrealism_core import control_maps as cm
+    from zrealism_core.control import maps as cm
+    from zrealism_core.models import depth_anything, detectors
 
     dev = cm._device_name(device)
     if name == "openpose":
-        cm._load_openpose(cm.annotators.locate_openpose([root]), dev)
+        detectors.load_openpose(cm.annotators.locate_openpose([root]), dev)
     elif name == "midas":
-        cm._load_midas(cm.annotators.locate_depth("midas", [root])[1], dev)
+        detectors.load_midas(cm.annotators.locate_depth("midas", [root])[1], dev)
     else:
-        cm._load_depth_anything(cm.annotators.locate_depth("depth_anything", [root])[1], dev)
+        depth_anything.load_folder(cm.annotators.locate_depth("depth_anything", [root])[1], dev)
 
 
 def bench_detector(name: str, img: np.ndarray, root: Path, device: str, reps: int) -> dict:
-    from zrealism_core import control_maps as cm
+    from zrealism_core.control import maps as cm
+    from zrealism_core.models import detectors
 
     def detect() -> np.ndarray:
         if name == "openpose":
             return cm.pose_map(img, annotator_dirs=[root], resolution=512, device=device)
         return cm.depth_map(img, method=name, annotator_dirs=[root], resolution=512, device=device)
 
-    cm.unload_detectors()
+    detectors.unload_detectors()
     t0 = time.perf_counter()
     _load_only(name, root, device)
     load = time.perf_counter() - t0
-    cm.unload_detectors()
+    detectors.unload_detectors()
     t0 = time.perf_counter()
     out = detect()
     _sync(device)

@@ -140,7 +140,7 @@ def make_pipes(mods, tok, sched, device, dtype):
     from diffusers import MultiControlNetModel, StableDiffusionControlNetImg2ImgPipeline
 
     from zrealism_core.engine import ZRealismPipeline
-    from zrealism_core.models.loaders import skipping_multi_controlnet
+    from zrealism_core.runtime.guidance import skipping_multi_controlnet
 
     common = dict(vae=mods["vae"], text_encoder=mods["text_encoder"], tokenizer=tok, unet=mods["unet"],
                   scheduler=sched, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
@@ -278,7 +278,7 @@ def control_end_check(args) -> dict:
     """ControlNet calls with a control window ending at args.control_end, ours against plain diffusers."""
     import torch
 
-    from zrealism_core.models.runtime import expected_steps
+    from zrealism_core.runtime.fallback import expected_steps
 
     mods, tok, sched = build_components(torch.float32, tiny=args.tiny)
     ours, plain = make_pipes(mods, tok, sched, torch.device("cpu"), torch.float32)
@@ -327,7 +327,7 @@ GOALS = {  # (FLOP ratio, wall ratio) goals against the same job in plain diffus
 def speed_jobs(name: str, args) -> tuple:
     """(ours, plain): the settings of one case for our engine and for the same job in plain diffusers.
     Plain diffusers has no cfg_end / control_budget / empty-map switch: it runs every net on both branches."""
-    from zrealism_core.params import SAMPLER_DEFAULTS, apply_preset
+    from zrealism_core.settings import SAMPLER_DEFAULTS, apply_preset
 
     base = dict(steps=args.steps, denoise=args.denoise, cfg=7.0, scheduler=args.scheduler, depth_end=1.0, pose_end=1.0,
                 pose="random", cfg_end=1.0, control_budget="full")
@@ -491,7 +491,7 @@ def speed_cases(args) -> dict:
 def gpu_bench(args) -> dict:
     import torch
 
-    from zrealism_core.models.runtime import Attempt
+    from zrealism_core.runtime.fallback import Attempt
 
     dev = torch.device("cuda")
     out: dict = dict(gpu=torch.cuda.get_device_name(0), size=args.gpu_size, steps=args.steps, denoise=args.denoise)
@@ -568,7 +568,7 @@ def adapter_costs(args) -> dict:
 
     from zrealism_core import CLIP_VISION_H14_CONFIG
     from zrealism_core.engine import transform
-    from zrealism_core.models.runtime import expected_steps
+    from zrealism_core.runtime.fallback import expected_steps
     from zrealism_core.testing import tiny_ip_adapter as tip
     from zrealism_core.testing import tiny_loras
 

@@ -6,9 +6,9 @@ from typing import Any, Tuple
 
 from . import bridge, detail_inputs
 from .speed_inputs import speed_inputs
-from ..zrealism_core.detail import scale_from_params
+from ..zrealism_core.control.detail import scale_from_params
 from ..zrealism_core.errors import InputError
-from ..zrealism_core.params import CLIP_DEFAULTS as D, apply_params, apply_preset
+from ..zrealism_core.settings import CLIP_DEFAULTS as D, apply_params, apply_preset
 
 
 def _float(default: float, lo: float, hi: float, step: float, tooltip: str) -> tuple:
@@ -81,7 +81,7 @@ class ZRealism_AnimateDiffFuse:
         from ..zrealism_core.animation import animate
         from ..zrealism_core.engine import ZRealismPipeline
         from ..zrealism_core.models.motion import MotionModel
-        from ..zrealism_core.models.runtime import expected_steps, job_report
+        from ..zrealism_core.runtime.fallback import expected_steps, job_report
 
         if not isinstance(pipe, ZRealismPipeline):
             raise InputError("pipe must come from Z-Realism Model Loader.")

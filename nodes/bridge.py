@@ -412,7 +412,7 @@ def partial_vram() -> bool:
 
 
 def _comfy_placement_class() -> Any:
-    from ..zrealism_core.models.placement import Placement, stream_modules
+    from ..zrealism_core.runtime.placement import Placement, stream_modules
 
     class ComfyPlacement(Placement):
         """The placement layer inside ComfyUI: our modules go through ComfyUI's memory manager.
@@ -479,14 +479,14 @@ def _comfy_placement_class() -> Any:
 
 def placement(pipe: Any, extra_modules: Optional[dict] = None, followers: Sequence[Any] = ()) -> Optional[Any]:
     """The placement layer for `pipe` inside ComfyUI (ComfyPlacement above); None outside ComfyUI
-    (the core then uses its own, zrealism_core.models.placement.Placement)."""
+    (the core then uses its own, zrealism_core.runtime.placement.Placement)."""
     if model_management is None:
         return None
     return _comfy_placement_class()(pipe, extra_modules=extra_modules, followers=followers)
 
 
 def detector_store() -> Optional[Any]:
-    """A per-pipeline detector store (control_maps.DetectorStore) whose detectors ComfyUI's memory
+    """A per-pipeline detector store (models.detectors.DetectorStore) whose detectors ComfyUI's memory
     manager tracks: each detector's modules get a ModelPatcher, are loaded with load_models_gpu before
     every use, and ComfyUI's unload ("Unload models", POST /free) drops the detector from the store, so
     its RAM and VRAM are released. None outside ComfyUI (the core's module cache is used there)."""
@@ -495,8 +495,8 @@ def detector_store() -> Optional[Any]:
     import comfy.model_patcher as model_patcher  # type: ignore
     from comfy.patcher_extension import CallbacksMP  # type: ignore
 
-    from ..zrealism_core.control_maps import DetectorStore, detector_modules
-    from ..zrealism_core.models.device import trim_when_freed
+    from ..zrealism_core.models.detectors import DetectorStore, detector_modules
+    from ..zrealism_core.runtime.device import trim_when_freed
 
     store = DetectorStore()
     patchers: dict = {}

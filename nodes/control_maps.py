@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Optional, Tuple
 
 from . import bridge
-from ..zrealism_core.control_maps import DEPTH_METHODS
+from ..zrealism_core.control.maps import DEPTH_METHODS
 
 _store: Optional[Any] = None  # detectors loaded by this node, tracked by ComfyUI's memory manager
 
@@ -54,7 +54,8 @@ class ZRealism_ControlMaps:
         }
 
     def detect(self, image: Any, depth_method: str = "auto", detect_resolution: int = 512, mask: Any = None) -> Tuple[Any, Any]:
-        from ..zrealism_core.control_maps import prepare_maps, using_store
+        from ..zrealism_core.control.maps import prepare_maps
+        from ..zrealism_core.models.detectors import using_store
         from ..zrealism_core.imaging.images import to_mask
 
         images = bridge.image_to_numpy(image)

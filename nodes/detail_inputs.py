@@ -1,9 +1,9 @@
-"""The detail ControlNet's optional inputs, shared by the sampler and AnimateDiff Fuse (core: zrealism_core.detail)."""
+"""The detail ControlNet's optional inputs, shared by the sampler and AnimateDiff Fuse (core: zrealism_core.control.detail)."""
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Sequence
 
-from ..zrealism_core.detail_hints import DETAIL_HINTS
+from ..zrealism_core.control.hints import DETAIL_HINTS
 
 
 def optional_inputs() -> Dict[str, tuple]:

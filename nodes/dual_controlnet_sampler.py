@@ -6,9 +6,9 @@ from typing import Any, Tuple
 
 from . import bridge, detail_inputs
 from .speed_inputs import speed_inputs
-from ..zrealism_core.detail import scale_from_params
+from ..zrealism_core.control.detail import scale_from_params
 from ..zrealism_core.errors import InputError
-from ..zrealism_core.params import SAMPLER_DEFAULTS as D, apply_params, apply_preset, window_notes
+from ..zrealism_core.settings import SAMPLER_DEFAULTS as D, apply_params, apply_preset, window_notes
 from ..zrealism_core.models.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
 
 def _float(default: float, lo: float, hi: float, step: float, tooltip: str) -> tuple:
@@ -88,7 +88,7 @@ class ZRealism_DualControlNetSampler:
                detail_map: Any = None,
                cfg_end: float = 1.0, control_budget: str = "full", preset: str = "quality") -> Tuple[Any, Any, Any, str]:
         from ..zrealism_core.engine import ZRealismPipeline, transform
-        from ..zrealism_core.models.runtime import expected_steps, job_report
+        from ..zrealism_core.runtime.fallback import expected_steps, job_report
 
         if not isinstance(pipe, ZRealismPipeline):
             raise InputError("pipe must come from Z-Realism Model Loader.")

@@ -6,7 +6,7 @@ from typing import Any, Optional
 from . import bridge
 from ..zrealism_core.errors import InputError
 from ..zrealism_core.evaluation import SCORE_NAMES, evaluate, evaluate_video
-from ..zrealism_core.imaging.panel import render_panel
+from ..zrealism_core.evaluation.panel import render_panel
 
 
 class ZRealism_FidelityEvaluator:

@@ -1,5 +1,5 @@
 """ZRealism_IPAdapter: an image prompt (SD1.5 IP-Adapter + CLIP ViT-H/14) on a Z-Realism pipe
-(core: zrealism_core.pipe_view.with_ip_adapter, zrealism_core.models.ip_adapter)."""
+(core: zrealism_core.adapters.views.with_ip_adapter, zrealism_core.adapters.ip_adapter)."""
 from __future__ import annotations
 
 from typing import Any, Tuple
@@ -50,7 +50,7 @@ class ZRealism_IPAdapter:
 
     def apply(self, pipe: Any, ipadapter: str, clip_vision: str, image: Any, weight: float = 0.6,
               start: float = 0.0, end: float = 1.0) -> Tuple[Any]:
-        from ..zrealism_core.models.ip_adapter import CV_HINT, IP_HINT
+        from ..zrealism_core.adapters.ip_adapter import CV_HINT, IP_HINT
 
         bridge.register_model_folder(IPADAPTER_FOLDER)  # ComfyUI has no ipadapter folder of its own (IPAdapter_plus adds it)
         ip_path = bridge.require_model(IPADAPTER_FOLDER, ipadapter, "IP-Adapter", IP_HINT)

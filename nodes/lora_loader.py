@@ -1,4 +1,4 @@
-"""ZRealism_LoraLoader: add an SD1.5 LoRA to a Z-Realism pipe (core: zrealism_core.pipe_view.with_lora)."""
+"""ZRealism_LoraLoader: add an SD1.5 LoRA to a Z-Realism pipe (core: zrealism_core.adapters.views.with_lora)."""
 from __future__ import annotations
 
 from typing import Any, Tuple

@@ -5,7 +5,7 @@ from typing import Any, Tuple
 
 from . import bridge
 from ..zrealism_core.errors import ModelFileError
-from ..zrealism_core.models.device import trim_when_freed
+from ..zrealism_core.runtime.device import trim_when_freed
 from ..zrealism_core.models.loaders import ROLES
 
 NONE = "none"

@@ -1,12 +1,12 @@
 """The optional speed inputs the Dual ControlNet Sampler and AnimateDiff Fuse share (cfg_end,
-control_budget, preset), appended at the end of their optional inputs (core: zrealism_core.models.guidance,
-zrealism_core.params.apply_preset)."""
+control_budget, preset), appended at the end of their optional inputs (core: zrealism_core.runtime.guidance,
+zrealism_core.settings.apply_preset)."""
 from __future__ import annotations
 
 from typing import Any, Dict
 
-from ..zrealism_core.models.guidance import CONTROL_BUDGETS, DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET
-from ..zrealism_core.params import DEFAULT_PRESET, PRESET_NAMES, PRESET_TRADE_OFFS
+from ..zrealism_core.runtime.guidance import CONTROL_BUDGETS, DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET
+from ..zrealism_core.settings import DEFAULT_PRESET, PRESET_NAMES, PRESET_TRADE_OFFS
 
 
 def speed_inputs() -> Dict[str, Any]:

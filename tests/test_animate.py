@@ -326,7 +326,7 @@ def test_oom_with_fallback_off_is_a_clear_error(tiny_pipe, adapter):
 
 
 def test_missing_maps_are_detected_unless_the_net_is_off(tiny_pipe, adapter, monkeypatch):
-    from zrealism_core import control_maps
+    from zrealism_core.control import maps as control_maps
 
     seen = []
     monkeypatch.setattr(control_maps, "depth_map", lambda img, **kw: seen.append("depth") or np.zeros_like(img))

@@ -7,11 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
-from zrealism_core import control_maps, evaluate, evaluate_video
-from zrealism_core.imaging.panel import render_panel
+from zrealism_core.control import maps as control_maps
+from zrealism_core import evaluate, evaluate_video
+from zrealism_core.evaluation.panel import render_panel
 from zrealism_core.imaging.sample import sample_character
 from zrealism_core.metrics.control_fidelity import depth_correlation, edge_f, pck
 from zrealism_core.models import annotators
+from zrealism_core.models import detectors as detector_cache
 from zrealism_core.testing.tiny_annotators import SilhouetteBody, write_openpose_files, write_tiny_depth_anything
 
 
@@ -112,12 +114,12 @@ def detectors(tmp_path_factory):
 
 @pytest.fixture()
 def stub_pose(detectors):
-    control_maps.unload_detectors()
+    detector_cache.unload_detectors()
     control_maps.pose_map(np.ones((64, 64, 3), np.float32), annotator_dirs=[detectors], resolution=64)
-    (det,) = [d for k, d in control_maps._cache.items() if k[0] == "openpose"]
+    (det,) = [d for k, d in detector_cache._cache.items() if k[0] == "openpose"]
     det.body_estimation = SilhouetteBody(det.body_estimation)
     yield det
-    control_maps.unload_detectors()
+    detector_cache.unload_detectors()
 
 
 def test_depth_corr_and_pose_pck_are_one_for_identity_and_lower_for_a_flip(detectors, stub_pose):

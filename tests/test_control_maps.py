@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zrealism_core import control_maps
+from zrealism_core.control import maps as control_maps
 
-from zrealism_core.models import annotators
+from zrealism_core.models import annotators, depth_anything, detectors
 from zrealism_core.errors import InputError, ModelFileError
 from zrealism_core.testing.tiny_annotators import write_openpose_files, write_tiny_depth_anything
 
@@ -60,7 +60,7 @@ def _image(h: int = 70, w: int = 100, seed: int = 0) -> np.ndarray:
 # ---------------------------------------------------------------- depth anything (real, tiny)
 
 def test_depth_anything_map_size_range_channels_and_determinism(da_root):
-    control_maps.unload_detectors()
+    detectors.unload_detectors()
     img = _image(70, 100)
     first = control_maps.depth_map(img, method="depth_anything", annotator_dirs=[da_root], resolution=64)
     assert first.shape == (70, 100, 3) and first.dtype == np.float32
@@ -72,7 +72,7 @@ def test_depth_anything_map_size_range_channels_and_determinism(da_root):
     assert np.abs(other - first).mean() > 0.01  # the map follows the picture
     again = control_maps.depth_map(img, method="depth_anything", annotator_dirs=[da_root], resolution=64)
     assert np.array_equal(first, again)
-    assert control_maps.unload_detectors() == 1  # cached once, not reloaded per call
+    assert detectors.unload_detectors() == 1  # cached once, not reloaded per call
     reloaded = control_maps.depth_map(img, method="depth_anything", annotator_dirs=[da_root], resolution=64)
     assert np.array_equal(first, reloaded)
 
@@ -133,7 +133,7 @@ def _midas_dir(root: Path) -> Path:
 def test_auto_uses_midas_when_only_midas_is_present(tmp_path, monkeypatch):
     fake = _FakeMidas()
     loaded = []
-    monkeypatch.setattr(control_maps, "_load_midas", lambda path, device: loaded.append(path) or fake)
+    monkeypatch.setattr(detectors, "load_midas", lambda path, device: loaded.append(path) or fake)
     midas = _midas_dir(tmp_path / "m" / "lllyasviel" / "Annotators")
     img = _image(70, 100)
     out = control_maps.depth_map(img, method="auto", annotator_dirs=[tmp_path / "m"], resolution=64)
@@ -143,14 +143,14 @@ def test_auto_uses_midas_when_only_midas_is_present(tmp_path, monkeypatch):
     assert out.max() == 1.0 and out.min() == 0.0
     assert out[0].mean() > out[-1].mean()  # near = bright survives the resize and normalisation
     assert control_maps.available_depth_method([tmp_path / "m"]) == "midas"
-    control_maps.unload_detectors()
+    detectors.unload_detectors()
 
 
 def test_auto_prefers_depth_anything_over_midas(da_root, tmp_path, monkeypatch):
     def refuse(path, device):
         raise AssertionError("MiDaS must not load when Depth Anything is present")
 
-    monkeypatch.setattr(control_maps, "_load_midas", refuse)
+    monkeypatch.setattr(detectors, "load_midas", refuse)
     midas = _midas_dir(tmp_path / "first")  # MiDaS in the FIRST folder still loses to Depth Anything
     assert annotators.locate_depth("auto", [midas, da_root])[0] == "depth_anything"
     out = control_maps.depth_map(_image(), method="auto", annotator_dirs=[midas, da_root], resolution=64)
@@ -160,11 +160,11 @@ def test_auto_prefers_depth_anything_over_midas(da_root, tmp_path, monkeypatch):
 
 def test_explicit_midas_is_used_even_when_depth_anything_is_present(da_root, tmp_path, monkeypatch):
     fake = _FakeMidas()
-    monkeypatch.setattr(control_maps, "_load_midas", lambda path, device: fake)
+    monkeypatch.setattr(detectors, "load_midas", lambda path, device: fake)
     midas = _midas_dir(tmp_path / "m")
     control_maps.depth_map(_image(), method="midas", annotator_dirs=[da_root, midas], resolution=64)
     assert len(fake.calls) == 1
-    control_maps.unload_detectors()
+    detectors.unload_detectors()
 
 
 # ---------------------------------------------------------------- missing files
@@ -218,12 +218,12 @@ def test_body_only_pose_loads_without_the_hand_and_face_files(tmp_path):
     paths = write_openpose_files(tmp_path)
     paths["hand_pose_model.pth"].unlink()
     paths["facenet.pth"].unlink()
-    control_maps.unload_detectors()
+    detectors.unload_detectors()
     out = control_maps.pose_map(_image(70, 100), annotator_dirs=[tmp_path], resolution=64)
     assert out.shape == (70, 100, 3)
-    (detector,) = [d for k, d in control_maps._cache.items() if k[0] == "openpose"]
+    (detector,) = [d for k, d in detectors._cache.items() if k[0] == "openpose"]
     assert detector.hand_estimation is None and detector.face_estimation is None
-    control_maps.unload_detectors()
+    detectors.unload_detectors()
 
 
 def test_no_folders_at_all_says_where_to_put_files():
@@ -321,7 +321,7 @@ def test_openpose_files_are_taken_from_the_first_folder_that_has_each(tmp_path):
 # ---------------------------------------------------------------- OpenPose (real loader and architecture)
 
 def test_pose_map_real_openpose_gives_input_size_and_black_for_nobody(aux_ckpts):
-    control_maps.unload_detectors()
+    detectors.unload_detectors()
     out = control_maps.pose_map(_image(70, 100), annotator_dirs=[aux_ckpts], resolution=64)
     assert out.shape == (70, 100, 3) and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() <= 1.0
@@ -357,7 +357,7 @@ class _OnePersonBody:
 def test_pose_skeleton_lands_where_the_person_is_in_the_input_frame(aux_ckpts, monkeypatch):
     img = _image(60, 150)  # wide: controlnet-aux detects on a 64-multiple canvas of another aspect
     control_maps.pose_map(img, annotator_dirs=[aux_ckpts], resolution=64)  # loads + caches the detector
-    (detector,) = [d for k, d in control_maps._cache.items() if k[0] == "openpose"]
+    (detector,) = [d for k, d in detectors._cache.items() if k[0] == "openpose"]
     monkeypatch.setattr(detector, "body_estimation", _OnePersonBody(detector.body_estimation))
     out = control_maps.pose_map(img, annotator_dirs=[aux_ckpts], resolution=64)
     assert out.shape == (60, 150, 3)
@@ -370,7 +370,7 @@ def test_pose_skeleton_lands_where_the_person_is_in_the_input_frame(aux_ckpts, m
     neck = out[int(0.3 * 60), int(0.5 * 150)]
     assert neck.max() > 0.5  # the neck keypoint dot
     assert out[-5:, :].max() == 0.0 and out[:, :10].max() == 0.0  # nothing where the person is not
-    control_maps.unload_detectors()
+    detectors.unload_detectors()
 
 
 # ---------------------------------------------------------------- Depth Anything, original layout (comfyui_controlnet_aux's file)
@@ -414,8 +414,8 @@ def test_depth_and_pose_on_cuda_match_the_cpu_maps(da_root, aux_ckpts):
     assert gpu.shape == cpu.shape
     np.testing.assert_allclose(gpu, cpu, atol=2e-2)  # TF32/cuDNN kernels differ slightly
     assert control_maps.pose_map(img, annotator_dirs=[aux_ckpts], resolution=64, device="cuda").shape == (70, 100, 3)
-    assert {k[2] for k in control_maps._cache} >= {"cpu", "cuda"}  # cached per device
-    control_maps.unload_detectors()
+    assert {k[2] for k in detectors._cache} >= {"cpu", "cuda"}  # cached per device
+    detectors.unload_detectors()
 
 
 # ------------------------------------------------------------------ prepare_maps (still and clip)
@@ -486,7 +486,7 @@ def test_converter_reproduces_the_vit_s_key_table():
     for n, (src, rows_slice, _) in enumerate(rows):
         if rows_slice is None:
             state[src] = torch.full((2,), float(n))
-    out = control_maps._original_to_transformers(state, num_layers=12)
+    out = depth_anything._original_to_transformers(state, num_layers=12)
     for src, rows_slice, dst in rows:
         assert dst in out, f"{src} -> {dst} missing"
         want = state[src] if rows_slice is None else state[src][rows_slice[0]:rows_slice[1]]
@@ -505,5 +505,5 @@ def test_key_table_names_are_those_of_transformers_model():
     with torch.device("meta"):
         model_keys = set(DepthAnythingForDepthEstimation(config).state_dict())
     names = {dst: None for _, _, dst in _key_table()}
-    renamed = control_maps.rename_for_model(names, model_keys)
+    renamed = depth_anything.rename_for_model(names, model_keys)
     assert set(renamed) <= model_keys, sorted(set(renamed) - model_keys)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fakes.engine_fixtures import _one_thread, comfy_fakes, rand_image, tiny_pipe  # noqa: F401 (fixtures)
-from zrealism_core.control_maps import prepare_maps
+from zrealism_core.control.maps import prepare_maps
 from zrealism_core.engine import transform
 from zrealism_core.testing.tiny_annotators import write_openpose_files, write_tiny_depth_anything
 

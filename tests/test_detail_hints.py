@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zrealism_core import control_maps
-from zrealism_core.detail_hints import EmptyHintError, hint_f_score, hint_for_file, resolve_kind
+from zrealism_core.control import maps as control_maps
+from zrealism_core.errors import EmptyHintError
+from zrealism_core.control.hints import hint_f_score, hint_for_file, resolve_kind
 from zrealism_core.errors import InputError
 from zrealism_core.imaging.sample import sample_character, sample_strokes
 

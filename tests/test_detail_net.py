@@ -51,7 +51,7 @@ def count_calls(module):
 
 
 def test_loaded_as_a_third_net_in_the_same_multi_and_registered(detail_pipe, tiny_pipe):
-    from zrealism_core.models.loaders import skipping_multi_controlnet
+    from zrealism_core.runtime.guidance import skipping_multi_controlnet
 
     assert len(detail_pipe.controlnets) == 3 and detail_pipe.detail_controlnet is detail_pipe.controlnets[2]
     assert type(detail_pipe.sd.controlnet) is type(skipping_multi_controlnet([]))
@@ -204,8 +204,8 @@ def test_clip_scale_zero_matches_no_detail_net_and_scale_one_changes_it(detail_p
 
 def test_params_set_the_detail_scale_only_where_a_detail_net_is_loaded(detail_pipe, tiny_pipe):
     from zrealism_core.analysis import RecommendedParams
-    from zrealism_core.detail import scale_from_params
-    from zrealism_core.params import SAMPLER_DEFAULTS, apply_params
+    from zrealism_core.control.detail import scale_from_params
+    from zrealism_core.settings import SAMPLER_DEFAULTS, apply_params
 
     values = apply_params(dict(SAMPLER_DEFAULTS), RecommendedParams(detail_scale=0.55))
     assert values["detail_scale"] == 0.55

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from zrealism_core import CancelledError, InputError, ZRealismError
-from zrealism_core.models import device as dv
-from zrealism_core.models import runtime as rt
+from zrealism_core.runtime import device as dv
+from zrealism_core.runtime import fallback as rt
 @pytest.fixture
 def no_gpu(monkeypatch):
     monkeypatch.setattr(dv, "cuda_usable", lambda: False)

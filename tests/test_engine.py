@@ -201,7 +201,7 @@ def test_oom_with_fallback_off_is_a_clear_error(tiny_pipe):
 
 
 def test_maps_detected_when_not_given(tiny_pipe, monkeypatch):
-    from zrealism_core import control_maps
+    from zrealism_core.control import maps as control_maps
 
     seen = []
 

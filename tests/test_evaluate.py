@@ -11,7 +11,7 @@ import pytest
 from zrealism_core import evaluate, evaluate_video
 from zrealism_core.errors import InputError
 from zrealism_core.imaging.images import load_image, save_image
-from zrealism_core.imaging.panel import render_panel
+from zrealism_core.evaluation.panel import render_panel
 from zrealism_core.imaging.sample import pink_noise, sample_character
 
 REFERENCE_SCORES = ("silhouette", "edge", "color", "palette")

@@ -12,10 +12,10 @@ import torch
 from fakes.engine_fixtures import _one_thread, comfy_fakes, rand_image, tiny_pipe, tiny_set  # noqa: F401 (fixtures)
 from zrealism_core import InputError
 from zrealism_core.animation import animate
-from zrealism_core.empty_maps import empty_reason
+from zrealism_core.control.empty import empty_reason
 from zrealism_core.engine import transform
 from zrealism_core.imaging.images import to_pil
-from zrealism_core.models.guidance import cond_half, guided_steps
+from zrealism_core.runtime.guidance import cond_half, guided_steps
 from zrealism_core.testing.tiny_motion import tiny_motion_adapter
 
 IMG = rand_image(32, 40, 0)
@@ -166,7 +166,7 @@ def test_empty_pose_map_skips_the_pose_net_and_says_so(tiny_pipe, caplog):
 
 
 def test_detected_empty_pose_and_flat_depth(tiny_pipe, monkeypatch):
-    import zrealism_core.control_maps as cm
+    import zrealism_core.control.maps as cm
 
     monkeypatch.setattr(cm, "pose_map", lambda *a, **k: np.zeros((32, 40, 3), np.float32))
     with Batches(**nets(tiny_pipe)) as seen:
@@ -243,7 +243,7 @@ def test_clip_cfg_end_prompt_branch_and_empty_pose(tiny_pipe, adapter, caplog):
 # ------------------------------------------------------------------ preset and nodes
 
 def test_fast_preset_overrides_only_its_three_settings():
-    from zrealism_core.params import apply_preset
+    from zrealism_core.settings import apply_preset
 
     still_v = dict(steps=25, cfg=7.0, depth_end=0.8, pose_end=0.5, cfg_end=1.0, control_budget="full")
     fast = apply_preset(still_v, "fast")

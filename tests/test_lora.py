@@ -9,7 +9,7 @@ import torch
 from fakes.engine_fixtures import _one_thread, rand_image, tiny_pipe, tiny_set  # noqa: F401 (fixtures)
 from zrealism_core import InputError, ModelFileError
 from zrealism_core.engine import ZRealismPipeline, transform
-from zrealism_core.pipe_view import PipelineView
+from zrealism_core.engine.pipeline import PipelineView
 from zrealism_core.testing import tiny_loras
 
 IMG = rand_image(32, 32, 0)
@@ -47,7 +47,7 @@ def test_strength_zero_is_plain_and_one_changes(tiny_pipe, lora_files):
 
 
 def test_weights_restored_exactly_and_file_read_once(tiny_pipe, lora_files):
-    from zrealism_core.pipe_view import restore_weights
+    from zrealism_core.adapters.views import restore_weights
 
     before = weights(tiny_pipe)
     view = tiny_pipe.with_lora(lora_files["kohya"], 0.7)

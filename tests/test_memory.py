@@ -87,7 +87,7 @@ def _depth_detector_out_of_memory_off_cpu(pack, monkeypatch) -> list:
     list of devices it was asked to run on."""
     import importlib
 
-    control_maps = importlib.import_module(pack.zrealism_core.__name__ + ".control_maps")
+    control_maps = importlib.import_module(pack.zrealism_core.__name__ + ".control.maps")
     devices = []
 
     def depth_map(image, *, device="cpu", **kw):
@@ -151,7 +151,7 @@ def test_lowvram_means_partial_load(pack, comfy_fakes, tiny_set, state):
     mm.FREE_VRAM = 2 * 2**30
     pipe = _gpu_pipe(pack, comfy_fakes, tiny_set)
     place = comfy_fakes.bridge.placement(pipe)
-    Attempt = pack.zrealism_core.models.runtime.Attempt
+    Attempt = pack.zrealism_core.runtime.fallback.Attempt
     place.place(Attempt(torch.device("cuda"), torch.float32), memory_required=int(1.9 * 2**30))
     call = mm.calls[-1]
     assert call[0] == "load_models_gpu" and call[2]["force_full_load"] is False
@@ -188,7 +188,7 @@ def test_registered_modules_are_placed_and_tracked(pack, comfy_fakes, tiny_set):
 
 
 def test_memory_estimate_grows_with_size_frames_and_nets(pack):
-    est = pack.zrealism_core.models.placement.estimate_memory
+    est = pack.zrealism_core.runtime.placement.estimate_memory
     base = est(512, 512, dtype=torch.float16)
     assert est(768, 768, dtype=torch.float16) > base
     assert est(512, 512, dtype=torch.float16, frames=16, motion=True) > est(512, 512, dtype=torch.float16, frames=8, motion=True) > base
@@ -254,22 +254,22 @@ def test_detectors_live_on_the_pipeline_and_comfy_unload_drops_them(pack, comfy_
     import importlib
 
     mm = comfy_fakes.model_management
-    control_maps = importlib.import_module(pack.zrealism_core.__name__ + ".control_maps")
+    detectors = importlib.import_module(pack.zrealism_core.__name__ + ".models.detectors")
     engine = importlib.import_module(pack.zrealism_core.__name__ + ".engine")
     _install_models(comfy_fakes.models, tiny_set)
     folder = comfy_fakes.models / "zrealism_annotators"
     folder.mkdir(exist_ok=True)
     tiny_annotators.write_tiny_depth_anything(folder)
     tiny_annotators.write_openpose_files(folder)
-    before = len(control_maps._cache)
+    before = len(detectors._cache)
     pipe = _load(pack)
     assert pipe not in engine.cached_pipelines()  # ComfyUI's node cache holds it, not ours
     store = pipe.extras["detectors"]
     _sampler(pack).sample(pipe, torch.from_numpy(rand_image(32, 32, 0)[None]), **dict(SAMPLE, detect_resolution=64))
-    assert len(store) == 2 and len(control_maps._cache) == before  # depth + pose, on the pipeline only
+    assert len(store) == 2 and len(detectors._cache) == before  # depth + pose, on the pipeline only
     tracked = {id(lm.model.model.inner) for lm in mm.current_loaded_models}
     for detector in store.values():
-        assert all(id(m) in tracked for m in control_maps.detector_modules(detector))
+        assert all(id(m) in tracked for m in detectors.detector_modules(detector))
     mm.unload_all_models()  # what POST /free {"unload_models": true} runs
     assert len(store) == 0
     # the next job loads them again

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from zrealism_core.analysis import RecommendedParams
-from zrealism_core.params import CLIP_DEFAULTS, SAMPLER_DEFAULTS, apply_params, replaced_settings
+from zrealism_core.settings import CLIP_DEFAULTS, SAMPLER_DEFAULTS, apply_params, replaced_settings
 
 PARAMS = RecommendedParams(depth_scale=0.4, pose_scale=0.9, denoise=0.35, steps=12, cfg=5.5, control_end=0.6,
                            detail_scale=0.45)

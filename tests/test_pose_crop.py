@@ -10,9 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zrealism_core import control_maps
+from zrealism_core.control import maps as control_maps
+from zrealism_core.control import pose_crop
 from zrealism_core.imaging.sample import sample_character
 from zrealism_core.models import annotators
+from zrealism_core.models import detectors
 from zrealism_core.testing.tiny_annotators import SilhouetteBody, write_openpose_files
 
 
@@ -32,12 +34,12 @@ def body_only(tmp_path_factory):
 
 @pytest.fixture()
 def stub(body_only):
-    control_maps.unload_detectors()
+    detectors.unload_detectors()
     control_maps.pose_map(np.ones((64, 64, 3), np.float32), annotator_dirs=[body_only], resolution=64)
-    (detector,) = [d for k, d in control_maps._cache.items() if k[0] == "openpose"]
+    (detector,) = [d for k, d in detectors._cache.items() if k[0] == "openpose"]
     detector.body_estimation = SilhouetteBody(detector.body_estimation)
     yield detector.body_estimation
-    control_maps.unload_detectors()
+    detectors.unload_detectors()
 
 
 def _scene(h: int, w: int, y: int, x: int, size: int, flat: bool = False):
@@ -73,7 +75,7 @@ def _lit_box(pose: np.ndarray):
 
 
 def _padded_box(mask: np.ndarray):
-    x0, y0, side = control_maps.character_box(mask, mask.shape)
+    x0, y0, side = pose_crop.character_box(mask, mask.shape)
     return x0, x0 + side, y0, y0 + side
 
 
@@ -104,11 +106,11 @@ def test_crop_skeleton_lies_inside_the_padded_mask_box_and_keypoints_inside_the_
 
 def test_whole_image_path_is_unchanged_without_a_mask(stub, body_only):
     img, mask = _scene(300, 500, 60, 200, 200)
-    detector = [d for k, d in control_maps._cache.items() if k[0] == "openpose"][0]
+    detector = [d for k, d in detectors._cache.items() if k[0] == "openpose"][0]
     want = detector(
         (img * 255 + 0.5).astype(np.uint8), detect_resolution=128, image_resolution=128,
         include_body=True, include_hand=False, include_face=False, output_type="np")
-    want = control_maps._resize(np.asarray(want, np.float32) / 255.0, img.shape[:2], "linear")
+    want = pose_crop.resize_map(np.asarray(want, np.float32) / 255.0, img.shape[:2], "linear")
     got = control_maps.pose_map(img, annotator_dirs=[body_only], resolution=128)
     assert np.array_equal(got, np.clip(want, 0, 1))
     assert stub.calls[-1][:2] == (128, 192)  # controlnet-aux's whole-image canvas, not a crop
@@ -124,23 +126,23 @@ def test_crop_gives_a_small_character_the_detectors_resolution(stub, body_only):
     crop = stub.calls[-1]
     # the character covers 200/1024 of the whole-image view but ~1/1.2 of the crop
     assert whole[:2] == (256, 256) and crop[:2] == (256, 256)
-    x0, y0, side = control_maps.character_box(mask, mask.shape)
+    x0, y0, side = pose_crop.character_box(mask, mask.shape)
     assert 200 <= side <= 200 * 1.2 + 2
 
 
 def test_character_box_pads_ten_percent_and_squares():
     mask = np.zeros((100, 200))
     mask[20:60, 50:150] = 1  # 100 wide, 40 tall
-    x0, y0, side = control_maps.character_box(mask, mask.shape)
+    x0, y0, side = pose_crop.character_box(mask, mask.shape)
     assert side == 120 and (x0, y0) == (40, -20)
-    assert control_maps.character_box(np.zeros((10, 10)), (10, 10)) is None
+    assert pose_crop.character_box(np.zeros((10, 10)), (10, 10)) is None
 
 
 def test_keypoints_read_back_from_a_drawn_pose_map(stub, body_only):
     img, mask = _figure(480, 640, 300, 60, 320)
     (person,) = control_maps.pose_keypoints(img, annotator_dirs=[body_only], resolution=128, mask=mask)
     drawn = control_maps.pose_map(img, annotator_dirs=[body_only], resolution=128, mask=mask)
-    back = control_maps.keypoints_from_pose_map(drawn)
+    back = pose_crop.keypoints_from_pose_map(drawn)
     for p, q in zip(person, back):
         assert (p is None) == (q is None)
         if p is not None:
@@ -148,5 +150,5 @@ def test_keypoints_read_back_from_a_drawn_pose_map(stub, body_only):
 
 
 def test_empty_pose_map_is_detected():
-    assert control_maps.pose_map_is_empty(np.zeros((8, 8, 3), np.float32))
-    assert not control_maps.pose_map_is_empty(np.eye(8, dtype=np.float32)[..., None].repeat(3, 2))
+    assert pose_crop.pose_map_is_empty(np.zeros((8, 8, 3), np.float32))
+    assert not pose_crop.pose_map_is_empty(np.eye(8, dtype=np.float32)[..., None].repeat(3, 2))

@@ -100,7 +100,7 @@ def test_sparsectrl_says_it_samples_with_ddim(tiny_pipe):
 # ------------------------------------------------------------------ cancel
 
 def test_cancel_during_detection_stops_before_the_next_stage(tiny_pipe, monkeypatch):
-    control_maps = importlib.import_module("zrealism_core.control_maps")
+    control_maps = importlib.import_module("zrealism_core.control.maps")
     stop = threading.Event()
     ran = []
 

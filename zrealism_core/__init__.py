@@ -5,16 +5,12 @@ Public functions are imported lazily, so `import zrealism_core` stays cheap (no 
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import Any
 
 __version__ = "0.1.0"
 
-# shipped configs and tokenizer files (package data)
-DATA_DIR = Path(__file__).resolve().parent / "data"
-SD15_CONFIG_DIR = DATA_DIR / "sd15"
-TOKENIZER_DIR = DATA_DIR / "clip-tokenizer"
-CLIP_VISION_H14_CONFIG = DATA_DIR / "clip_vision_h14" / "config.json"  # IP-Adapter's SD1.5 image encoder
+# shipped configs and tokenizer files (package data; their paths live in data/__init__.py)
+from .data import CLIP_VISION_H14_CONFIG, DATA_DIR, SD15_CONFIG_DIR, TOKENIZER_DIR  # noqa: E402,F401
 
 # public name -> submodule that defines it
 _EXPORTS = {
@@ -30,8 +26,8 @@ _EXPORTS = {
     "evaluate": "evaluation",
     "evaluate_video": "evaluation",
     "FidelityReport": "evaluation",
-    "depth_map": "control_maps",
-    "pose_map": "control_maps",
+    "depth_map": "control.maps",
+    "pose_map": "control.maps",
     "load_pipeline": "engine",
     "transform": "engine",
     "TransformResult": "engine",

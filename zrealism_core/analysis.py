@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError
-from .params import preset_report
+from .settings import preset_report
 from .imaging.images import split_rgb_alpha, to_mask
 from .imaging.masks import border_connected, border_reference_lab, near_colour_u8
 from .text.tokens import CLIP_MAX_TOKENS, count_tokens, join_fragments, split_fragments

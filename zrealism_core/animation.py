@@ -44,11 +44,11 @@ import numpy as np
 from .errors import InputError, ModelFileError
 from .imaging.images import resize_rgb, to_pil, to_rgb
 from .models.motion import MotionLora, MotionModel, as_motion_model, load_motion_lora, require_peft
-from .empty_maps import switch_off_empty
-from .models.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET, GuidanceSchedule, scheduled
-from .models.guidance import check as check_guidance
-from .models.placement import estimate_memory, run_detection
-from .models.runtime import Attempt, cancel_between_calls, check_cancel, expected_steps, make_step_callback, note, run_with_fallback, stage
+from .control.empty import switch_off_empty
+from .runtime.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET, GuidanceSchedule, scheduled
+from .runtime.guidance import check as check_guidance
+from .runtime.placement import estimate_memory, run_detection
+from .runtime.fallback import Attempt, cancel_between_calls, check_cancel, expected_steps, make_step_callback, note, run_with_fallback, stage
 from .text.encode import embeds_kwargs, fixed_prompt_encoding, pipeline_prompt_embeds
 
 log = logging.getLogger("zrealism")
@@ -265,7 +265,7 @@ def _run_in_chain(zp: Any, mp: Any, motion: Any, sparsectrl: Any, job: Callable[
     """Run the clip's job in the batch's OOM chain (or its own), with the motion modules (adapter,
     SparseCtrl) registered in the placement, the motion UNet moved with them and, on an offload attempt,
     the motion pipeline's own offload hooks."""
-    from .models.placement import Placement
+    from .runtime.placement import Placement
 
     place = placement if placement is not None else (chain.placement if chain is not None and chain.placement is not None else Placement(zp))
     place.extra_modules.update(motion_adapter=motion.adapter, sparsectrl=sparsectrl)
@@ -365,7 +365,7 @@ def animate(
     fallback/chain/placement/prepare/restore: as in engine.transform (the one OOM chain; ComfyUI's
     placement); the memory estimate counts every frame generated.
     cfg_end / control_budget: as in engine.transform (guidance.py); an empty map switches its net off
-    (empty_maps.py), with a note in `.notes`.
+    (control/empty.py), with a note in `.notes`.
     detail_scale / detail_start / detail_end / detail_hint / detail_map: the optional detail ControlNet,
     as in engine.transform (its hint is made from the still; not used in SparseCtrl keyframe mode).
     preview(step, total, latents): the clip's latents ([1, 4, F, h, w]) after each step, as in
@@ -374,7 +374,7 @@ def animate(
     """
     import torch
 
-    from . import pipe_view
+    from .adapters import views
     from .imaging.color_lock import color_lock as lock_colors
     from .engine import round_to_8
 
@@ -406,7 +406,8 @@ def animate(
     try:
         depth, pose = None, None
         if sparsectrl is None:  # the keyframe guides instead; missing maps are detected only for a net that is on
-            from .control_maps import DEFAULT_RESOLUTION, prepare_maps, using_store
+            from .control.maps import DEFAULT_RESOLUTION, prepare_maps
+            from .models.detectors import using_store
 
             def detect(attempt: Attempt) -> Tuple[Any, Any]:
                 """The still's control maps, inside the OOM chain: detectors run where the attempt runs."""
@@ -433,7 +434,7 @@ def animate(
             switch_off_empty("depth", depth, float(depth_scale), detected=depth_map is None, notes=notes) if depth is not None else 0.0,
             switch_off_empty("pose", pose, float(pose_scale), detected=pose_map is None, notes=notes) if pose is not None else 0.0,
         ]
-        from .detail import detail_control
+        from .control.detail import detail_control
 
         if sparsectrl is not None and float(detail_scale) > 0:
             note(notes, "detail ControlNet not used: SparseCtrl keyframe mode guides the clip instead")
@@ -472,7 +473,7 @@ def animate(
             # the view's LoRAs (in place on the shared 2D weights) and IP-Adapter (on the motion UNet)
             # are active only in here; prompts are encoded in here too, so a text-encoder LoRA applies
             with stage("animating", timings, f"{n_gen} frames {w}x{h}, {steps} steps x strength {strength}, {attempt}"), \
-                    pipe_view.active(zp, unet=mp.unet, scheduler_of=mp, timings=timings,
+                    views.active(zp, unet=mp.unet, scheduler_of=mp, timings=timings,
                                      cfg=common["guidance_scale"]) as adapter_kwargs:
                 common.update(adapter_kwargs)
                 with stage("encoding the prompts", timings):

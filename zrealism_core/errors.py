@@ -19,3 +19,7 @@ class ModelFileError(ZRealismError, FileNotFoundError):
 
 class CancelledError(ZRealismError):
     """The user cancelled a running job (ComfyUI's Cancel, or Ctrl-C in the CLI)."""
+
+
+class EmptyHintError(InputError):
+    """The image holds nothing a detail hint is made of (no edges, no strokes)."""

@@ -1,7 +1,7 @@
 """The whole pipeline on one image or a folder: prep -> analyze -> depth/pose -> still -> clip -> evaluate.
 
 This is what `zrealism run` and `zrealism selftest` call. It chains the same core functions the
-nodes call, with the same defaults and the same params rule (params.apply_params), so a graph of
+nodes call, with the same defaults and the same params rule (settings.apply_params), so a graph of
 our nodes and this runner give the same result for the same inputs and seed.
 """
 from __future__ import annotations
@@ -196,10 +196,10 @@ def run_image(
     from .engine import transform
     from .evaluation import evaluate, evaluate_video
     from .imaging.images import load_image, save_image
-    from .imaging.panel import render_panel
-    from .models.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET
-    from .detail import scale_from_params
-    from .params import CLIP_DEFAULTS, SAMPLER_DEFAULTS, apply_params, apply_preset
+    from .evaluation.panel import render_panel
+    from .runtime.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET
+    from .control.detail import scale_from_params
+    from .settings import CLIP_DEFAULTS, SAMPLER_DEFAULTS, apply_params, apply_preset
     from .prep import prepare_white_background
 
     if image is None:
@@ -251,7 +251,7 @@ def run_image(
         # the settings the analyzer never recommends: passed when given, else transform()'s (= the node's) defaults
         extra.update({k: settings[k] for k in ("scheduler", "depth_method", "detect_resolution", "detail_start", "detail_hint")
                       if k in settings})
-        from .pipe_view import with_adapters
+        from .adapters.views import with_adapters
 
         pipe = with_adapters(pipe, options.loras, options.ip_adapter, options.clip_vision, options.ip_weight, prep.image)
         placement = _ReportingPlacement(pipe, event) if on_event is not None else None

@@ -85,9 +85,9 @@ def _free_port() -> int:
 def write_models(models: Path, native: bool = True) -> Dict[str, str]:
     """Tiny random-weight models in a ComfyUI-style models/ tree; returns role -> file name as the
     loader nodes list it. `native` adds the checkpoint, ControlNets and LoRA that ComfyUI's own loaders
-    accept (tiny_models.write_native_model_set, about 560 MB) for the native-sampler graph."""
+    accept (native_models.write_native_model_set, about 560 MB) for the native-sampler graph."""
     from zrealism_core.testing import tiny_annotators
-    from zrealism_core.testing import tiny_models
+    from zrealism_core.testing import native_models, tiny_models
     from zrealism_core.testing import tiny_motion
     from zrealism_core.models.catalog import ANNOTATOR_FOLDER
 
@@ -107,7 +107,7 @@ def write_models(models: Path, native: bool = True) -> Dict[str, str]:
     tiny_ip_adapter.write_tiny_clip_vision(models / "clip_vision" / "tiny-clip-vision.safetensors")
     roles = {}
     if native:
-        made = tiny_models.write_native_model_set(models)
+        made = native_models.write_native_model_set(models)
         roles = {"native_checkpoint": made.checkpoint.name, "native_depth": made.depth_controlnet.name,
                  "native_pose": made.pose_controlnet.name, "native_lora": made.lora.name}
     return {

@@ -43,6 +43,6 @@ def check(args: argparse.Namespace) -> None:
 
 def view(pipe: Any, loras: Sequence[Tuple[Any, float]], ip_adapter: Optional[Any], clip_vision: Optional[Any],
          ip_weight: float, reference: Any) -> Any:
-    from ..pipe_view import with_adapters
+    from ..adapters.views import with_adapters
 
     return with_adapters(pipe, loras, ip_adapter, clip_vision, ip_weight, reference)

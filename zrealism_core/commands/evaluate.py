@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         report = evaluate(source, frames[0], mask, result_mask=result_mask, **maps)
     if args.panel:
-        from ..imaging.panel import render_panel
+        from ..evaluation.panel import render_panel
 
         out = save_image(render_panel(None, None, report), args.panel)
         if not args.json:

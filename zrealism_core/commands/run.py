@@ -8,12 +8,12 @@ from pathlib import Path
 
 from . import adapters
 from ..animation import LOOP_MODES
-from ..control_maps import DEPTH_METHODS
-from ..detail_hints import DETAIL_HINTS
+from ..control.maps import DEPTH_METHODS
+from ..control.hints import DETAIL_HINTS
 from ..errors import InputError
-from ..models.guidance import CONTROL_BUDGETS
+from ..runtime.guidance import CONTROL_BUDGETS
 from ..models.schedulers import SCHEDULER_NAMES
-from ..params import DEFAULT_PRESET, PRESET_NAMES
+from ..settings import DEFAULT_PRESET, PRESET_NAMES
 
 # The Dual ControlNet Sampler's settings this command takes under the node's input names (--depth-start =
 # depth_start, ...); unset, each is the analyzer's recommendation (as when the params input is wired) or the

@@ -6,7 +6,7 @@ import logging
 import sys
 
 from . import adapters
-from ..detail_hints import DETAIL_HINTS
+from ..control.hints import DETAIL_HINTS
 from ..errors import InputError
 from ..imaging.images import load_image, save_image, to_mask
 from ..models.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES

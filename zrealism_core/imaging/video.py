@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, List, Optional, Tuple, Union

@@ -1,4 +1,4 @@
-"""Fidelity and realism metrics used by `zrealism_core.evaluate` (zrealism_core/evaluation.py) (plain numpy in, floats out).
+"""Fidelity and realism metrics used by `zrealism_core.evaluate` (zrealism_core/evaluation/) (plain numpy in, floats out).
 
 silhouette.py  mask IoU + boundary F-measure (DAVIS J&F)
 edges.py       Pearson correlation of smoothed |LoG| maps (+ gradient-magnitude correlation)

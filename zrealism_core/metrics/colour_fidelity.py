@@ -83,7 +83,7 @@ def color_fidelity(source: np.ndarray, result: np.ndarray, region: Optional[np.n
 
 # ---------------------------------------------------------------- palette
 
-def _nearest(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+def nearest_centre(x: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Index of the nearest centre per row (no BLAS: thread overhead dominates at this size)."""
     d = (c**2).sum(axis=1)[None, :] - 2.0 * (x[:, 0:1] * c[:, 0] + x[:, 1:2] * c[:, 1] + x[:, 2:3] * c[:, 2])
     return d.argmin(axis=1)
@@ -118,7 +118,7 @@ def kmeans_lab(pixels: np.ndarray, k: int, iterations: int = 30, seed: int = 0, 
     c = np.array(centres)
     labels = None
     for _ in range(iterations):
-        new = _nearest(x, c)
+        new = nearest_centre(x, c)
         if labels is not None and np.array_equal(new, labels):
             break
         labels = new
@@ -130,7 +130,7 @@ def kmeans_lab(pixels: np.ndarray, k: int, iterations: int = 30, seed: int = 0, 
             c[nz, j] = col[nz] / counts[nz]
         if np.abs(c - old).max() < 0.05:  # no centre moved by a visible amount (LAB units)
             break
-    counts = np.bincount(_nearest(x_all, c), minlength=k).astype(np.float64)
+    counts = np.bincount(nearest_centre(x_all, c), minlength=k).astype(np.float64)
     keep = counts > 0
     return c[keep], counts[keep] / counts.sum()
 

@@ -33,7 +33,8 @@ Keypoints = Sequence[Optional[Tuple[float, float]]]  # (x, y) in pixels per body
 
 def edge_maps(source: np.ndarray, result: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(source edges, result edges) as bool maps, one operator for both (see the module doc)."""
-    from ..detail_hints import EmptyHintError, canny_thresholds
+    from ..errors import EmptyHintError
+    from .edges import canny_thresholds
 
     sigma = EDGE_BLUR_SIGMA * scale_for(source.shape)
 

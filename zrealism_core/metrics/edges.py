@@ -4,15 +4,19 @@ This is the well-founded form of the original "Laplacian Edge Fidelity". Correla
 ignores global gain/contrast, so photo texture does not count against the drawing's line art, and
 a shifted, flipped or unrelated output loses most of the score (see calibration.py, proxy data).
 The gradient-magnitude correlation (Sobel on a Gaussian-smoothed image) is reported alongside.
+canny_thresholds: the Canny thresholds one image's gradients call for (the canny hint and edge_f share them).
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import cv2
 import numpy as np
 
+from ..errors import EmptyHintError
 from .calibration import EDGE_GRAD_SIGMA, EDGE_LOG_SIGMA, scale_for
+
+MIN_GRADIENT = 8.0  # |Sobel x| + |Sobel y| on 0..255: below this everywhere the image is flat
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -90,3 +94,21 @@ def edge_fidelity(source: np.ndarray, result: np.ndarray, region_mask: Optional[
         "source_map": ls,
         "result_map": lr,
     }
+
+
+def canny_thresholds(gray8: np.ndarray) -> Tuple[float, float]:
+    """(low, high) Canny thresholds from the gradient statistics of a uint8 gray image."""
+    gx = cv2.Sobel(gray8, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray8, cv2.CV_32F, 0, 1, ksize=3)
+    mag = np.abs(gx) + np.abs(gy)  # Canny's own L1 gradient measure
+    moving = mag[mag >= MIN_GRADIENT]
+    if moving.size == 0:
+        raise EmptyHintError(
+            "the image has no edges (it is flat), so no canny hint can be computed; the detail ControlNet is "
+            "switched off. Connect your own detail_map, or use the tile hint."
+        )
+    top = float(np.percentile(moving, 99.5))
+    hist_in = np.clip(moving / max(top, 1e-6) * 255.0, 0, 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(hist_in.reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    high = max(MIN_GRADIENT * 2, float(otsu) / 255.0 * top)
+    return high / 2.0, high

@@ -25,16 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from .. import SD15_CONFIG_DIR, TOKENIZER_DIR
+from ..data import SD15_CONFIG_DIR, TOKENIZER_DIR
 from ..errors import ModelFileError
 from .catalog import ROLES
+from ..runtime.guidance import skipping_multi_controlnet
+from .files import SAFE_SUFFIXES, TORCH_SUFFIXES, load_torch_file, read_shapes, read_weights  # noqa: F401  (also public here)
 
 log = logging.getLogger("zrealism")
 
 PathLike = Union[str, Path]
 
-SAFE_SUFFIXES = (".safetensors",)
-TORCH_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 
 # what each role is, where ComfyUI keeps it, what to download
 def _hint(role: str) -> str:
@@ -54,52 +54,6 @@ class FileInfo:
     layout: str = "ldm"       # ldm | diffusers
     cross_attention_dim: Optional[int] = None
     notes: List[str] = field(default_factory=list)
-
-
-def _load_torch_file(path: Path) -> Dict[str, Any]:
-    import pickle
-
-    import torch
-
-    try:
-        try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as exc:  # legacy (non-zip) files cannot be memory-mapped
-            if "mmap" not in str(exc).lower() and "zip" not in str(exc).lower():
-                raise
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ModelFileError(
-            f"{path} contains Python objects besides weights, and Z-Realism never unpickles code. "
-            "Use the .safetensors version of this model (most are published as .safetensors)."
-        ) from exc
-    except (EOFError, RuntimeError, OSError, ValueError) as exc:
-        raise ModelFileError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt download?): {exc}") from exc
-    while isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict):
-        raise ModelFileError(f"{path} does not hold a weights dictionary; it is not a model checkpoint.")
-    return obj
-
-
-def read_shapes(path: PathLike) -> Dict[str, Tuple[int, ...]]:
-    """key -> shape of every tensor in a weights file (safetensors: header only, no tensor data read)."""
-    p = Path(path)
-    if p.suffix.lower() in SAFE_SUFFIXES:
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(p), framework="pt") as fh:
-                return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
-        except Exception as exc:  # safetensors raises its own error types for bad headers
-            raise ModelFileError(
-                f"{p} is not a valid .safetensors file (truncated or corrupt download? size {p.stat().st_size} bytes): {exc}. "
-                "Download it again."
-            ) from exc
-    if p.suffix.lower() in TORCH_SUFFIXES:
-        sd = _load_torch_file(p)
-        return {k: tuple(getattr(v, "shape", ())) for k, v in sd.items() if hasattr(v, "shape")}
-    raise ModelFileError(f"{p}: unsupported file type {p.suffix!r}; use .safetensors (or .ckpt/.pt/.pth).")
 
 
 def _find(shapes: Mapping[str, Tuple[int, ...]], suffix: str) -> Optional[Tuple[int, ...]]:
@@ -323,73 +277,6 @@ def controlnet_config_from_unet(unet_config: Mapping[str, Any], shapes: Mapping[
 
 # ------------------------------------------------------------------ loading
 
-_SKIPPING_CLS: Any = None
-
-
-def skipping_multi_controlnet(controlnets: List[Any]) -> Any:
-    """A diffusers MultiControlNetModel that schedules every ControlNet of a job (the one place that does).
-
-    - A net whose scale is 0 at this step does not run. Why: per-net guidance start/end makes diffusers
-      pass scale 0 outside a net's window, and it still runs that net; skipping it gives the same sum
-      (adding exact zeros) at lower cost. Empty maps (empty_maps.py) switch a net off the same way.
-    - `.plan` (a guidance.GuidanceSchedule, set for one job by guidance.scheduled): after the cfg_end
-      cutoff, control images still CFG-doubled are cut to their conditional half; with
-      control_budget "prompt_branch" the nets run on the conditional half only and their residuals
-      serve both halves. Batch layout rule: guidance.py's module doc.
-    It is still an instance of MultiControlNetModel, so every diffusers pipeline accepts it.
-    """
-    global _SKIPPING_CLS
-    if _SKIPPING_CLS is None:
-        from diffusers import MultiControlNetModel
-
-        from . import guidance
-
-        class SkippingMultiControlNet(MultiControlNetModel):
-            plan: Any = None  # guidance.GuidanceSchedule of the running job, or None (diffusers' behaviour)
-
-            def forward(self, sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, *args, **kwargs):  # type: ignore[override]
-                plan = self.plan
-                if plan is None or args or kwargs.get("guess_mode"):
-                    return self._skipping_forward(sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, *args, **kwargs)
-                import torch
-
-                batch = sample.shape[0]
-                # after the cutoff the sample is one branch; the clip's conditioning frames are still doubled
-                controlnet_cond = [guidance.cond_half(c, batch) for c in controlnet_cond]
-                if not (plan.shares_residuals and batch % 2 == 0):
-                    return self._skipping_forward(sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, **kwargs)
-                half = batch // 2
-                down, mid = self._skipping_forward(
-                    sample[half:], guidance.cond_half(timestep, half), guidance.cond_half(encoder_hidden_states, half),
-                    [guidance.cond_half(c, half) for c in controlnet_cond], conditioning_scale, **kwargs,
-                )
-                if down is None:
-                    return None, None
-                return [torch.cat([d, d]) for d in down], torch.cat([mid, mid])
-
-            def _skipping_forward(self, sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, *args, **kwargs):
-                keep = [i for i, s in enumerate(conditioning_scale) if float(s) != 0.0]
-                if args or kwargs.get("guess_mode") or kwargs.get("return_dict", True) or len(keep) == len(self.nets):
-                    return super().forward(sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, *args, **kwargs)
-                if not keep:
-                    return None, None  # the UNet treats missing residuals as "no ControlNet"
-                down = mid = None
-                for i in keep:
-                    d, m = self.nets[i](
-                        sample=sample, timestep=timestep, encoder_hidden_states=encoder_hidden_states,
-                        controlnet_cond=controlnet_cond[i], conditioning_scale=conditioning_scale[i],
-                        **kwargs,
-                    )
-                    if down is None:
-                        down, mid = d, m
-                    else:
-                        down = [a + b for a, b in zip(down, d)]
-                        mid = mid + m
-                return down, mid
-
-        _SKIPPING_CLS = SkippingMultiControlNet
-    return _SKIPPING_CLS(controlnets)
-
 
 def _dtype_kw(dtype: Any) -> Dict[str, Any]:
     """`dtype=` on diffusers that renamed it (0.36+), `torch_dtype=` on older ones."""
@@ -426,7 +313,7 @@ def load_controlnet(path: PathLike, role: str, unet_config: Mapping[str, Any], d
             state: Any = str(p)
             if info.layout == "ldm" and not any(k.startswith("control_model.") for k in info.shapes):
                 # unprefixed original layout: diffusers expects `control_model.`; hand it the dict
-                state = {"control_model." + k: v for k, v in _state_dict(p).items()}
+                state = {"control_model." + k: v for k, v in read_weights(p).items()}
             return ControlNetModel.from_single_file(state, config=tmp, local_files_only=True, **_dtype_kw(dtype))
     except ModelFileError:
         raise
@@ -434,14 +321,6 @@ def load_controlnet(path: PathLike, role: str, unet_config: Mapping[str, Any], d
         raise ModelFileError(
             f"{p.name} could not be loaded as the {ROLES[role]['what']}: {type(exc).__name__}: {exc}. {_hint(role)}"
         ) from exc
-
-
-def _state_dict(p: Path) -> Dict[str, Any]:
-    if p.suffix.lower() in SAFE_SUFFIXES:
-        from safetensors.torch import load_file
-
-        return load_file(str(p))
-    return _load_torch_file(p)
 
 
 def load_vae(path: PathLike, config: Path, dtype: Any = None) -> Any:
@@ -455,7 +334,7 @@ def load_vae(path: PathLike, config: Path, dtype: Any = None) -> Any:
             return AutoencoderKL.from_pretrained(str(p), local_files_only=True, **_dtype_kw(dtype))
         if info.layout == "diffusers":
             model = AutoencoderKL.from_config(AutoencoderKL.load_config(str(config), subfolder="vae"))
-            model.load_state_dict(_state_dict(p), strict=True)
+            model.load_state_dict(read_weights(p), strict=True)
             return model.to(dtype) if dtype is not None else model
         return AutoencoderKL.from_single_file(str(p), config=str(config), subfolder="vae", local_files_only=True, **_dtype_kw(dtype))
     except Exception as exc:
@@ -510,3 +389,5 @@ def base_unet_config(base: PathLike, config: Optional[PathLike] = None) -> Dict[
     if p.is_dir():
         return _read_json(p / "unet" / "config.json", "base")
     return _read_json(config_folder(config) / "unet" / "config.json", "base")
+
+

@@ -135,10 +135,10 @@ def cartoonised(img: np.ndarray) -> np.ndarray:
     0..1, sigma space 75), then k-means to 8 colours in CIELAB (the evaluator's deterministic
     k-means on a subsample, then every pixel set to its nearest centre)."""
     from ..imaging.colour import lab_to_rgb, rgb_to_lab
-    from ..metrics.colour_fidelity import _nearest, kmeans_lab
+    from ..metrics.colour_fidelity import nearest_centre, kmeans_lab
 
     smooth = cv2.bilateralFilter(np.asarray(img, np.float32), 9, 0.3, 75)
     lab = rgb_to_lab(smooth).reshape(-1, 3).astype(np.float64)
     centres, _ = kmeans_lab(lab, 8)
-    flat = centres[_nearest(lab, centres)].reshape(smooth.shape)
+    flat = centres[nearest_centre(lab, centres)].reshape(smooth.shape)
     return np.clip(lab_to_rgb(flat.astype(np.float32)), 0.0, 1.0).astype(np.float32)

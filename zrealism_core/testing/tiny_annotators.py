@@ -70,7 +70,7 @@ def write_tiny_depth_anything_original(root: PathLike, *, seed: int = 0) -> Path
     (root/depth_anything_v2_vits.pth, fused qkv), as comfyui_controlnet_aux keeps it."""
     import torch
 
-    from ..control_maps import depth_anything_key_map, rename_for_model
+    from ..models.depth_anything import depth_anything_key_map, rename_for_model
 
     model = _tiny_depth_anything(seed)
     hf = rename_for_model(model.state_dict(), None, reverse=True)  # hub-style names, whatever transformers' version
@@ -94,7 +94,7 @@ def write_depth_anything_v2_small(root: PathLike, *, subfolder: str = annotators
     import torch
     from transformers import DepthAnythingForDepthEstimation
 
-    from ..control_maps import depth_anything_v2_small_config
+    from ..models.depth_anything import depth_anything_v2_small_config
 
     folder = Path(root) / subfolder if subfolder else Path(root)
     folder.mkdir(parents=True, exist_ok=True)
@@ -107,9 +107,9 @@ def write_depth_anything_v2_small(root: PathLike, *, subfolder: str = annotators
 def _v2_processor():
     from transformers import DPTImageProcessor
 
-    from ..control_maps import _DA_PROCESSOR_DEFAULTS
+    from ..models.depth_anything import PROCESSOR_DEFAULTS
 
-    return DPTImageProcessor(**_DA_PROCESSOR_DEFAULTS)
+    return DPTImageProcessor(**PROCESSOR_DEFAULTS)
 
 
 def _random_state_dict(state: Dict[str, "torch.Tensor"], seed: int, compact: bool) -> Dict[str, "torch.Tensor"]:  # noqa: F821

@@ -18,11 +18,8 @@ Writers (what a user's disk looks like):
                                          or "folder" (config.json + weights)
     write_tiny_model_set(dir)            all of the above in one folder; returns TinyModelSet paths
 
-Converters (diffusers state dict -> original LDM keys), config-driven so they work for any
-block layout, the tiny one and the real SD1.5 one:
-    unet_to_ldm, vae_to_ldm, text_encoder_to_ldm, controlnet_to_ldm
-diffusers ships only the other direction (LDM -> diffusers); these are its exact inverse, so
-`from_single_file` reads what we write bit-exactly.
+Converters to the original LDM keys: ldm_layout.py. Real-SD1.5-shaped models for ComfyUI's own
+loaders: native_models.py.
 """
 from __future__ import annotations
 
@@ -31,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
-from .. import TOKENIZER_DIR
-from ..models.ldm_keys import down_path_to_ldm, unet_key_to_ldm
+from ..data import TOKENIZER_DIR
+from .ldm_layout import controlnet_to_ldm, ldm_checkpoint, text_encoder_to_ldm, unet_to_ldm, vae_to_ldm  # noqa: F401  (public here too)
 
 PathLike = Union[str, Path]
 
@@ -277,94 +274,6 @@ def tiny_sd_pipeline(seed: int = 0):
 
 # ------------------------------------------------------------------ diffusers -> LDM key mapping
 
-def unet_to_ldm(state_dict: Mapping[str, Any], config: Mapping[str, Any], prefix: str = "model.diffusion_model.") -> Dict[str, Any]:
-    """diffusers UNet2DConditionModel state dict -> original LDM keys (`model.diffusion_model.*`)."""
-    out: Dict[str, Any] = {}
-    for key, value in state_dict.items():
-        new = unet_key_to_ldm(key, config)
-        if new is None:
-            raise KeyError(f"no LDM name for UNet key {key!r}")
-        out[prefix + new] = value
-    return out
-
-
-def controlnet_to_ldm(state_dict: Mapping[str, Any], config: Mapping[str, Any], prefix: str = "control_model.") -> Dict[str, Any]:
-    """diffusers ControlNetModel state dict -> original layout (input_hint_block, zero_convs, middle_block_out)."""
-    out: Dict[str, Any] = {}
-    for key, value in state_dict.items():
-        parts = key.split(".")
-        new = down_path_to_ldm(key, config)
-        if new is None:
-            if parts[0] == "controlnet_down_blocks":
-                new = f"zero_convs.{parts[1]}.0.{parts[-1]}"
-            elif parts[0] == "controlnet_mid_block":
-                new = f"middle_block_out.0.{parts[-1]}"
-            elif parts[0] == "controlnet_cond_embedding":
-                if parts[1] == "conv_in":
-                    new = f"input_hint_block.0.{parts[-1]}"
-                elif parts[1] == "conv_out":
-                    new = f"input_hint_block.14.{parts[-1]}"  # fixed index in the original Sequential
-                elif parts[1] == "blocks":
-                    new = f"input_hint_block.{2 * (int(parts[2]) + 1)}.{parts[-1]}"
-        if new is None:
-            raise KeyError(f"no LDM name for ControlNet key {key!r}")
-        out[prefix + new] = value
-    return out
-
-
-def vae_to_ldm(state_dict: Mapping[str, Any], config: Mapping[str, Any], prefix: str = "first_stage_model.") -> Dict[str, Any]:
-    """diffusers AutoencoderKL state dict -> original VAE keys (attention q/k/v as 1x1 convs)."""
-    n_up = len(config["up_block_types"])
-    attn_names = {
-        "group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out",
-    }
-    out: Dict[str, Any] = {}
-    for key, value in state_dict.items():
-        parts = key.split(".")
-        side = parts[0]  # encoder / decoder / quant_conv / post_quant_conv
-        new: Optional[str] = None
-        if side in ("quant_conv", "post_quant_conv"):
-            new = key
-        elif parts[1] in ("conv_in", "conv_out"):
-            new = key
-        elif parts[1] == "conv_norm_out":
-            new = f"{side}.norm_out.{parts[-1]}"
-        elif parts[1] in ("down_blocks", "up_blocks"):
-            i, kind = int(parts[2]), parts[3]
-            ldm_i = i if side == "encoder" else n_up - 1 - i  # the decoder counts up blocks backwards
-            word = "down" if side == "encoder" else "up"
-            if kind == "resnets":
-                rest = ".".join(parts[5:]).replace("conv_shortcut", "nin_shortcut")
-                new = f"{side}.{word}.{ldm_i}.block.{parts[4]}.{rest}"
-            elif kind in ("downsamplers", "upsamplers"):
-                new = f"{side}.{word}.{ldm_i}.{'downsample' if word == 'down' else 'upsample'}.conv.{parts[-1]}"
-        elif parts[1] == "mid_block":
-            kind, idx = parts[2], int(parts[3])
-            if kind == "resnets":
-                rest = ".".join(parts[4:]).replace("conv_shortcut", "nin_shortcut")
-                new = f"{side}.mid.block_{idx + 1}.{rest}"
-            elif kind == "attentions":
-                sub = ".".join(parts[4:-1])
-                new = f"{side}.mid.attn_1.{attn_names[sub]}.{parts[-1]}"
-                if value.ndim == 2:  # linear -> 1x1 conv, as in the original files
-                    value = value[:, :, None, None]
-        if new is None:
-            raise KeyError(f"no LDM name for VAE key {key!r}")
-        out[prefix + new] = value
-    return out
-
-
-def text_encoder_to_ldm(state_dict: Mapping[str, Any], prefix: str = "cond_stage_model.transformer.") -> Dict[str, Any]:
-    """CLIPTextModel state dict -> `cond_stage_model.transformer.text_model.*` (transformers >= 5.6
-    dropped the `text_model.` level from the state dict; the files keep it)."""
-    out: Dict[str, Any] = {}
-    for key, value in state_dict.items():
-        if key.endswith("position_ids"):
-            continue
-        name = key if key.startswith("text_model.") else "text_model." + key
-        out[prefix + name] = value
-    return out
-
 
 # ------------------------------------------------------------------ writers
 
@@ -492,15 +401,6 @@ def write_tiny_diffusers_folder(folder: PathLike, seed: int = 0, components: Opt
     return root
 
 
-def ldm_checkpoint(unet: Any, vae: Any, text_encoder: Any) -> Dict[str, Any]:
-    """One original-layout state dict from the three diffusers/transformers models."""
-    sd: Dict[str, Any] = {}
-    sd.update(unet_to_ldm(unet.state_dict(), unet.config))
-    sd.update(vae_to_ldm(vae.state_dict(), vae.config))
-    sd.update(text_encoder_to_ldm(text_encoder.state_dict()))
-    return sd
-
-
 def write_tiny_single_file(path: PathLike, seed: int = 0, components: Optional[Dict[str, Any]] = None) -> Path:
     """An original-layout SD checkpoint (`model.diffusion_model.*`, `first_stage_model.*`,
     `cond_stage_model.transformer.text_model.*`) of the tiny models, as .safetensors."""
@@ -566,80 +466,4 @@ def write_tiny_model_set(folder: PathLike, seed: int = 0) -> TinyModelSet:
 
 # ------------------------------------------------------------------ a set ComfyUI's own loaders accept
 
-# ComfyUI's CheckpointLoaderSimple recognises SD1.5 by the UNet's width (320), cross-attention width
-# (768) and conv proj_in; the number of levels and blocks is read from the file. So one 320-wide level
-# with one block per side is SD1.5 to ComfyUI. Its VAE and CLIP-L text tower are built from fixed
-# configs, so those two are written at their real sizes (random weights).
-NATIVE_UNET_CONFIG: Dict[str, Any] = dict(
-    block_out_channels=(320,),
-    layers_per_block=1,
-    sample_size=8,
-    in_channels=4,
-    out_channels=4,
-    down_block_types=("CrossAttnDownBlock2D",),
-    up_block_types=("CrossAttnUpBlock2D",),
-    cross_attention_dim=768,
-    attention_head_dim=8,
-    norm_num_groups=32,
-)
 
-NATIVE_CONTROLNET_CONFIG: Dict[str, Any] = dict(
-    block_out_channels=(320,),
-    layers_per_block=1,
-    in_channels=4,
-    down_block_types=("CrossAttnDownBlock2D",),
-    cross_attention_dim=768,
-    attention_head_dim=8,
-    norm_num_groups=32,  # the original hint block's widths (16, 32, 96, 256) are diffusers' default
-)
-
-
-@dataclass
-class NativeModelSet:
-    """Paths written by write_native_model_set (file names as ComfyUI's loaders list them)."""
-
-    checkpoint: Path
-    depth_controlnet: Path
-    pose_controlnet: Path
-    lora: Path
-
-
-def native_components(seed: int = 0) -> Dict[str, Any]:
-    """unet (one 320-wide level), vae and text_encoder (real SD1.5 sizes), random weights."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    _seeded(seed)
-    unet = UNet2DConditionModel(**NATIVE_UNET_CONFIG).train(False)
-    vae = AutoencoderKL(**SD15_VAE_CONFIG).train(False)
-    text_cfg = {k: v for k, v in SD15_TEXT_CONFIG.items() if k not in ("architectures", "model_type")}
-    text_encoder = CLIPTextModel(CLIPTextConfig(**text_cfg)).train(False)
-    return dict(unet=unet, vae=vae, text_encoder=text_encoder)
-
-
-def write_native_model_set(models: PathLike, seed: int = 0, prefix: str = "zr-native") -> NativeModelSet:
-    """An SD1.5 checkpoint, a depth and a pose ControlNet and a kohya LoRA that ComfyUI's own
-    CheckpointLoaderSimple / ControlNetLoader / LoraLoader load, under `models`/checkpoints, /controlnet
-    and /loras (about 450 MB, fp16 on disk; a few seconds)."""
-    import torch
-    from diffusers import ControlNetModel
-
-    from .tiny_loras import write_kohya_lora
-
-    root = Path(models)
-    c = native_components(seed)
-    half = {k: v.half() for k, v in ldm_checkpoint(c["unet"], c["vae"], c["text_encoder"]).items()}
-    nets = []
-    for i, kind in enumerate(("depth", "openpose"), start=1):
-        _seeded(seed + i)
-        cn = reinit_zero_convs(ControlNetModel(**NATIVE_CONTROLNET_CONFIG), seed + i).train(False)
-        nets.append(_save(controlnet_to_ldm(cn.state_dict(), cn.config), root / "controlnet" / f"{prefix}-{kind}.safetensors"))
-    with torch.no_grad():
-        lora = write_kohya_lora(root / "loras" / f"{prefix}-lora.safetensors", unet=c["unet"], text_encoder=c["text_encoder"],
-                                rank=4, alpha=4.0, seed=seed + 7, std=0.05)
-    return NativeModelSet(
-        checkpoint=_save(half, root / "checkpoints" / f"{prefix}-sd15.safetensors"),
-        depth_controlnet=nets[0],
-        pose_controlnet=nets[1],
-        lora=lora,
-    )

@@ -95,7 +95,7 @@ def _raw_zip_vectors(path: Path, width: int) -> Optional[Any]:
 
 
 def _read(path: Path) -> Dict[str, Any]:
-    from ..models.loaders import _load_torch_file
+    from ..models.files import load_torch_file
 
     if path.suffix.lower() == ".safetensors":
         from safetensors.torch import load_file
@@ -104,7 +104,7 @@ def _read(path: Path) -> Dict[str, Any]:
             return load_file(str(path), device="cpu")
         except Exception as exc:  # safetensors raises its own error types for bad headers
             raise _bad(path, f"is not a valid .safetensors file ({exc})") from exc
-    return _load_torch_file(path)
+    return load_torch_file(path)
 
 
 def _first_tensor(obj: Any) -> Any:

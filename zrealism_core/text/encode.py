@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import InputError
-from ..models import runtime
+from ..runtime import fallback as runtime
 from .embeddings import EmbeddingLibrary
 from .tokens import content_ids
 from .weighting import parse_weights, unbalanced

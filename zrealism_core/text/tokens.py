@@ -10,7 +10,7 @@ import functools
 from pathlib import Path
 from typing import Any, Iterable, List, Tuple
 
-from .. import TOKENIZER_DIR
+from ..data import TOKENIZER_DIR
 from ..errors import ModelFileError
 
 CLIP_MAX_TOKENS = 77  # start + 75 content tokens + end

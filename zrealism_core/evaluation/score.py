@@ -4,7 +4,7 @@
 scores plus temporal consistency). Every score is in 0..1 with 1 = perfect, and is computed on the
 character: the prep-stage mask when given, otherwise the near-white background connected to the
 border is detected and left out. The metrics live in `zrealism_core.metrics` (one module per
-family, all anchors in metrics/calibration.py); this module handles input, masks and the report.
+family, all anchors in metrics/calibration.py); this module handles input and masks, report.py the report.
 
 Gating components (their geometric mean is `overall`, so one failure shows):
 silhouette, edge, color, texture_realism (+ temporal for clips). palette and the LAB colour
@@ -17,104 +17,21 @@ source's maps so they are not detected again.
 """
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
 
-from .errors import InputError
-from .imaging.images import split_rgb_alpha, to_mask
-from .imaging.masks import white_background_subject_mask
-from .metrics.calibration import MASK_ERODE_PX, scale_for
-from .metrics.colour_fidelity import color_fidelity, moments_diagnostic, palette_fidelity, region_lab
-from .metrics.edges import edge_fidelity
-from .metrics.silhouette import silhouette_score
-from .metrics.temporal import temporal_consistency
-from .metrics.texture import texture_realism
-
-GATING = ("silhouette", "edge", "color", "texture_realism")
-SCORE_NAMES = ("overall", "silhouette", "edge", "color", "palette", "texture_realism", "temporal")
-CONTROL_NAMES = ("edge_f", "depth_corr", "pose_pck")
-
-
-@dataclass
-class FidelityReport:
-    """Scores (0..1, 1 = perfect), diagnostics and notes of one evaluation."""
-
-    scores: Dict[str, float]
-    diagnostics: Dict[str, Any] = field(default_factory=dict)
-    notes: List[str] = field(default_factory=list)
-    per_frame: List[Dict[str, float]] = field(default_factory=list)
-    frames: int = 1
-    # The scores whose geometric mean is `overall`.
-    gating: List[str] = field(default_factory=lambda: list(GATING))
-    # Control fidelity (edge_f, depth_corr, pose_pck; None = not computed): reported, not in `overall`.
-    control: Dict[str, Optional[float]] = field(default_factory=lambda: {k: None for k in CONTROL_NAMES})
-    # Images and maps for render_panel (not part of to_dict / JSON).
-    artifacts: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    def to_dict(self) -> Dict[str, Any]:
-        out = {
-            "scores": dict(self.scores),
-            "gating": list(self.gating),
-            "frames": self.frames,
-            "diagnostics": _json_safe(self.diagnostics),
-            "notes": list(self.notes),
-            "control": dict(self.control),
-        }
-        if self.per_frame:
-            out["per_frame"] = [dict(s) for s in self.per_frame]
-        return out
-
-    def to_json(self, indent: Optional[int] = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=False, allow_nan=False)
-
-    def summary(self) -> str:
-        """A few readable lines: scores first, then notes."""
-        parts = [f"{k} {v:.3f}" for k, v in self.scores.items()]
-        lines = ["Z-Realism fidelity: " + ", ".join(parts)]
-        ctrl = [f"{k} {v:.3f}" for k, v in self.control.items() if v is not None]
-        if ctrl:
-            lines.append("control fidelity (not in overall): " + ", ".join(ctrl))
-        if self.frames > 1:
-            lines.append(f"clip of {self.frames} frames (scores are frame means; temporal over the clip)")
-        lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return round(v, 6) if math.isfinite(v) else None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    return value
-
-
-def _clean(score: float) -> float:
-    """Scores are finite, in 0..1, and rounded so identical inputs give exactly 1.0."""
-    s = float(score)
-    if not math.isfinite(s):
-        return 0.0
-    return round(min(1.0, max(0.0, s)), 6)
-
-
-def geometric_mean(values: Sequence[float]) -> float:
-    vals = [max(0.0, float(v)) for v in values]
-    if not vals or min(vals) <= 0.0:
-        return 0.0
-    return float(math.exp(sum(math.log(v) for v in vals) / len(vals)))
+from ..errors import InputError
+from ..imaging.images import split_rgb_alpha, to_mask
+from ..imaging.masks import white_background_subject_mask
+from ..metrics.calibration import MASK_ERODE_PX, scale_for
+from ..metrics.colour_fidelity import color_fidelity, moments_diagnostic, palette_fidelity, region_lab
+from ..metrics.edges import edge_fidelity
+from ..metrics.silhouette import silhouette_score
+from ..metrics.temporal import temporal_consistency
+from ..metrics.texture import texture_realism
+from .report import CONTROL_NAMES, GATING, SCORE_NAMES, FidelityReport, _clean, geometric_mean
 
 
 # ---------------------------------------------------------------- inputs and masks
@@ -272,10 +189,11 @@ def evaluate(source: Any, result: Any, mask: Any = None, *, result_mask: Any = N
 def _control(report: "FidelityReport", src: "_Source", res: np.ndarray, res_mask: np.ndarray, depth_map: Any,
              pose_map: Any, annotator_dirs: Optional[Sequence[Any]], notes: List[str]) -> None:
     """Fill report.control (and its diagnostics / panel maps) for one result frame."""
-    from . import control_maps
-    from .errors import ModelFileError
-    from .imaging.images import to_rgb
-    from .metrics.control_fidelity import depth_correlation, edge_f, pck
+    from ..control import maps as control_maps
+    from ..control.pose_crop import keypoints_from_pose_map
+    from ..errors import ModelFileError
+    from ..imaging.images import to_rgb
+    from ..metrics.control_fidelity import depth_correlation, edge_f, pck
 
     region = src.mask | res_mask
     grow = max(1, int(round(3 * scale_for(region.shape))))  # the outline's own edges count
@@ -306,7 +224,7 @@ def _control(report: "FidelityReport", src: "_Source", res: np.ndarray, res_mask
         control["depth_corr"] = _clean(depth_correlation(src_depth, res_depth, src.mask))
     try:
         if pose_map is not None:
-            src_points = control_maps.keypoints_from_pose_map(source_map(pose_map, "pose map"))
+            src_points = keypoints_from_pose_map(source_map(pose_map, "pose map"))
         else:
             people = control_maps.pose_keypoints(src.rgb, annotator_dirs=annotator_dirs, mask=src.mask)
             src_points = people[0] if people else []

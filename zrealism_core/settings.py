@@ -1,0 +1,129 @@
+"""How analyzer recommendations (RecommendedParams, the ZREALISM_PARAMS node type) override settings.
+
+One rule, one table (PARAMS_OVERRIDE), for the sampler node, the AnimateDiff Fuse node and the
+`zrealism run` command, so a graph and the command give the same result. Each row says which
+settings a RecommendedParams field replaces in the still (sampler node, `zrealism run`'s still)
+and in the clip (AnimateDiff Fuse, `zrealism run --video`). To let params replace another setting,
+add it to a row (or add a row); nothing else needs to change.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Tuple
+
+# The sampler's own defaults (the node's widget defaults and `zrealism run`'s starting point).
+SAMPLER_DEFAULTS: Dict[str, Any] = {
+    "steps": 25, "cfg": 7.0, "denoise": 0.55, "depth_scale": 0.7, "pose_scale": 0.7,
+    "depth_start": 0.0, "depth_end": 1.0, "pose_start": 0.0, "pose_end": 1.0, "color_lock": 0.0,
+    "detail_scale": 0.0,  # the optional detail ControlNet: off
+}
+
+# AnimateDiff Fuse's defaults for the settings params may replace in the clip (its widget defaults,
+# and `zrealism run --video`'s starting point).
+CLIP_DEFAULTS: Dict[str, Any] = {"depth_scale": 0.7, "pose_scale": 0.7, "control_end": 1.0, "detail_scale": 0.0}
+
+TARGETS = ("still", "clip")
+
+# RecommendedParams field -> {target: the settings it replaces there}. The still's denoise, steps
+# and cfg do not apply to the clip (its strength, steps and cfg are its own).
+PARAMS_OVERRIDE: Dict[str, Dict[str, Tuple[str, ...]]] = {
+    "depth_scale": {"still": ("depth_scale",), "clip": ("depth_scale",)},
+    "pose_scale": {"still": ("pose_scale",), "clip": ("pose_scale",)},
+    "denoise": {"still": ("denoise",)},
+    "steps": {"still": ("steps",)},
+    "cfg": {"still": ("cfg",)},
+    "control_end": {"still": ("depth_end", "pose_end"), "clip": ("control_end",)},
+    # only where a detail ControlNet is loaded: the nodes and `zrealism run` keep their own detail_scale otherwise
+    "detail_scale": {"still": ("detail_scale",), "clip": ("detail_scale",)},
+}
+
+# Settings that are whole numbers (everything else a params field replaces is a float).
+_INTEGER = {"steps"}
+
+
+def replaced_settings(target: str = "still") -> Tuple[str, ...]:
+    """The settings of `target` that a connected ZREALISM_PARAMS replaces, in table order."""
+    if target not in TARGETS:
+        raise ValueError(f"params target must be one of {TARGETS}; got {target!r}")
+    return tuple(name for row in PARAMS_OVERRIDE.values() for name in row.get(target, ()))
+
+
+def apply_params(values: Dict[str, Any], params: Any, target: str = "still") -> Dict[str, Any]:
+    """`values` with those a connected ZREALISM_PARAMS carries replaced (see PARAMS_OVERRIDE).
+
+    `params` is a RecommendedParams, a dict with the same keys, or None (nothing replaced).
+    target: "still" (the sampler) or "clip" (AnimateDiff Fuse).
+    """
+    replaced_settings(target)  # validates target
+    if params is None:
+        return values
+    out = dict(values)
+    for field_name, row in PARAMS_OVERRIDE.items():
+        value = getattr(params, field_name, None)
+        if value is None and isinstance(params, dict):
+            value = params.get(field_name)
+        if value is None:
+            continue
+        for name in row.get(target, ()):
+            out[name] = int(value) if name in _INTEGER else float(value)
+    return out
+
+
+def window_notes(values: Dict[str, Any], params: Any, starts: Dict[str, float]) -> List[str]:
+    """Which widget turned a ControlNet off: the params replace `*_end` (control_end) but not `*_start`,
+    so a start widget at or above the params' end leaves that net an empty window. One line per net."""
+    if params is None:
+        return []
+    out = []
+    for net in ("depth", "pose"):
+        start, end, scale = starts.get(f"{net}_start", 0.0), values.get(f"{net}_end", 1.0), values.get(f"{net}_scale", 0.0)
+        if scale > 0 and start >= end:
+            out.append(f"{net} ControlNet off: the {net}_start widget ({start:g}) is at or after {net}_end {end:g}, "
+                       f"which comes from the connected params (its control_end); lower {net}_start or disconnect params")
+    return out
+
+
+# ------------------------------------------------------------------ speed presets
+#
+# A preset overrides only these three settings (no step count: fewer steps is the few-step path's
+# job, e.g. the lcm scheduler with an LCM LoRA). "quality" overrides nothing. Applied after params.
+PRESETS: Dict[str, Dict[str, Any]] = {
+    "quality": {},
+    "fast": {"cfg_end": 0.5, "control_budget": "prompt_branch", "control_end_max": 0.6},
+}
+PRESET_NAMES = tuple(PRESETS)
+DEFAULT_PRESET = "quality"
+# the settings each target's control end lives in
+_CONTROL_ENDS = {"still": ("depth_end", "pose_end"), "clip": ("control_end",)}
+
+PRESET_TRADE_OFFS: Dict[str, str] = {
+    "quality": "every step guided, ControlNets on both branches for their whole window",
+    "fast": ("classifier-free guidance stops after half the steps, the ControlNets run once per step (prompt branch, "
+             "residuals shared) and stop by 0.6 of the schedule: about 0.55x the UNet + ControlNet FLOPs of quality, "
+             "for a little less prompt adherence in the late steps and looser fine pose/edge alignment"),
+}
+
+
+def apply_preset(values: Dict[str, Any], preset: str, target: str = "still") -> Dict[str, Any]:
+    """`values` with a speed preset's settings: cfg_end, control_budget, and the control end(s) capped."""
+    if preset not in PRESETS:
+        from .errors import InputError
+
+        raise InputError(f"preset must be one of {', '.join(PRESET_NAMES)}; got {preset!r}.")
+    replaced_settings(target)  # validates target
+    p = PRESETS[preset]
+    out = dict(values)
+    for name in ("cfg_end", "control_budget"):
+        if name in p:
+            out[name] = p[name]
+    if "control_end_max" in p:
+        # every ControlNet's end: the detail net's too, where the caller passes it
+        for name in _CONTROL_ENDS[target] + (("detail_end",) if "detail_end" in out else ()):
+            out[name] = min(float(out.get(name, 1.0)), float(p["control_end_max"]))
+    return out
+
+
+def preset_report(control_end: float) -> str:
+    """The analyzer report's line on what the fast preset trades off (with these recommendations)."""
+    end = min(float(control_end), float(PRESETS["fast"]["control_end_max"]))
+    return (f"Preset 'fast' (sampler / AnimateDiff Fuse `preset`, `zrealism run --preset fast`): control end "
+            f"{float(control_end):.2f} -> {end:.2f}, steps unchanged; {PRESET_TRADE_OFFS['fast']}.")
