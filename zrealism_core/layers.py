@@ -27,7 +27,7 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("control",),  # control maps, pose crop, detail hints and net, the empty-map rule
     ("settings",),  # defaults, params override, presets, the one resolver
     ("prep", "analysis", "engine", "animation", "evaluation"),  # the stages
-    ("runner", "commands", "cli", "__main__", ""),  # the command, and the public API on top
+    ("runner", "queue", "commands", "cli", "__main__", ""),  # the command, the queue over it, the public API on top
 )
 
 # old import paths kept one release as thin forwards (zrealism_core/_moved.py); old -> new module

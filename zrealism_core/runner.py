@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import InputError, ModelFileError
-from .models.runtime import check_cancel
+from .runtime.fallback import check_cancel
 from .imaging.folder import IMAGE_SUFFIXES  # noqa: F401 (its old home; the rule lives in imaging.folder)
 from .models.catalog import CATALOG, ModelPaths, missing_models_message
 
@@ -157,9 +157,9 @@ EventCallback = Callable[[str, int, int, Dict[str, Any]], None]
 
 
 def _ReportingPlacement(pipe: Any, event: Callable[..., None]) -> Any:
-    """The default placement (models.placement.Placement) that says when it places the modules, with the
+    """The default placement (runtime.placement.Placement) that says when it places the modules, with the
     memory estimate: what the queue calls ALLOCATING_VRAM (on the CPU too)."""
-    from .models.placement import Placement
+    from .runtime.placement import Placement
 
     class ReportingPlacement(Placement):
         def place(self, attempt: Any, memory_required: int = 0, skip: Any = ()) -> None:

@@ -57,7 +57,7 @@ def _given(options: Any) -> Dict[str, Any]:
 
 def explicit_replaced(options: Any) -> bool:
     """Whether the job sets a setting that the analyzer's params input would otherwise replace."""
-    from ..params import replaced_settings
+    from ..settings import replaced_settings
 
     return bool(set(_given(options)) & set(replaced_settings("still")))
 
@@ -68,7 +68,7 @@ def fill_workflow(prompt: Dict[str, Any], options: Any, image_name: str, analysi
     Settings that the analyzer's params would replace (steps, denoise, cfg, scales, ends) and that the job
     gives explicitly are set with `analysis_params` (the analyzer's recommendation, computed by the caller
     as `zrealism run` does) and the sampler's params link is removed, so the job's values win, as in run."""
-    from ..params import apply_params, replaced_settings
+    from ..settings import apply_params, replaced_settings
     from ..runner import RunOptions
 
     p = copy.deepcopy(prompt)
