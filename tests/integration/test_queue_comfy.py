@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("celery")
 pytest.importorskip("websocket")
 
-from test_comfyui_server import API_DIR, patch_for_tiny_run, server  # noqa: E402,F401 (the fixture)
+from test_comfyui_server import API_DIR, patch_for_tiny_run, pytestmark, server  # noqa: E402,F401 (skip rule, fixture)
 
 from zrealism_core.queue import states  # noqa: E402
 from zrealism_core.queue.client import submit  # noqa: E402
