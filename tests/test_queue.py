@@ -85,8 +85,7 @@ def watch(jobs: List[Job], timeout: float = 300) -> Dict[str, List[Tuple[str, fl
     while pending:
         assert time.monotonic() < end, {j.id: seen[j.id][-1:] for j in pending}
         for j in list(pending):
-            state = j.state
-            meta = j.meta
+            state, meta = j.snapshot()
             entry = (state, states.progress(state, meta), int(meta.get("step", 0)))
             if not seen[j.id] or seen[j.id][-1] != entry:
                 seen[j.id].append(entry)
@@ -98,9 +97,37 @@ def watch(jobs: List[Job], timeout: float = 300) -> Dict[str, List[Tuple[str, fl
 
 def wait_for(job: Job, predicate, timeout: float = 120) -> None:
     end = time.monotonic() + timeout
-    while not predicate(job.state, job.meta):
+    while not predicate(*job.snapshot()):
         assert time.monotonic() < end, f"job {job.id} stuck in {job.state} {job.meta}"
         time.sleep(0.01)
+
+
+def test_snapshot_pairs_state_and_meta_from_one_read(fleet):
+    """A client polling while the worker moves on must never pair a state with the next state's meta
+    (two reads did, in CI: SYNTHESIZING with EVALUATING's step 0, a progress that went back)."""
+    import threading
+
+    from zrealism_core.queue.client import _app
+
+    job = Job("snapshot-probe", fleet.redis.url)
+    backend = _app(fleet.redis.url).backend
+    updates = [(s, {"stage": s, "step": k, "total": 4}) for s in states.RUNNING for k in range(5)]
+    done = threading.Event()
+
+    def worker_side() -> None:
+        for _ in range(20):
+            for state, meta in updates:
+                backend.store_result(job.id, meta, state)
+        done.set()
+
+    seen: List[Tuple[str, dict]] = []
+    t = threading.Thread(target=worker_side)
+    t.start()
+    while not done.is_set():
+        seen.append(job.snapshot())
+    t.join()
+    torn = [(s, m) for s, m in seen if m and m["stage"] != s]
+    assert len(seen) > 200 and not torn, torn[:3]
 
 
 def test_two_workers_twelve_jobs_equal_zrealism_run(fleet, tmp_path):

@@ -31,7 +31,7 @@ def _poll(job, timeout=600):
     seen = []
     end = time.monotonic() + timeout
     while True:
-        state, meta = job.state, job.meta
+        state, meta = job.snapshot()
         entry = (state, int(meta.get("step", 0)), int(meta.get("total", 0)))
         if not seen or seen[-1] != entry:
             seen.append(entry)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .run import add_job_arguments, options_from
 from ..errors import InputError
+from ..queue import states
 
 BROKER_HELP = "the Redis URL of the queue, e.g. redis://127.0.0.1:6379/0 (default: $ZREALISM_BROKER, else that)"
 
@@ -143,18 +144,18 @@ def status(args: argparse.Namespace) -> int:
     code = 0
     for job_id in args.ids:
         job = Job(job_id, args.broker)
-        state, meta = job.state, job.meta
+        state, meta = job.snapshot()
         if not job.known:
             print(f"{job_id}: unknown job id (not submitted to {args.broker}, or its result expired)")
             code = 2
             continue
         if args.json:
-            print(json.dumps({"id": job_id, "state": state, "progress": job.progress, "meta": meta, "error": job.error}))
+            print(json.dumps({"id": job_id, "state": state, "progress": states.progress(state, meta), "meta": meta, "error": job.error}))
         elif state == "FAILURE":
             print(f"{job_id}: FAILURE: {job.error}")
         elif meta:
             print(f"{job_id}: {state} {meta.get('stage', '')} {meta.get('step', 0)}/{meta.get('total', 0)} "
-                  f"on {meta.get('device', '?')} ({job.progress:.0%})")
+                  f"on {meta.get('device', '?')} ({states.progress(state, meta):.0%})")
         else:
             print(f"{job_id}: {state}")
     return code

@@ -12,7 +12,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from . import states
 from .app import DEFAULT_BROKER, TASK_NAME, make_app
@@ -49,20 +49,25 @@ class Job:
         """Whether this id was submitted (Celery says PENDING for any unknown id)."""
         return self._store.submitted(self.id) is not None or self._async.state != states.PENDING
 
+    def snapshot(self) -> Tuple[str, Dict[str, Any]]:
+        """(state, meta) from one read of the result backend. Read state and meta together: two reads
+        can straddle an update and pair one state with the next state's meta (a progress that goes back)."""
+        doc = self._async.backend.get_task_meta(self.id)
+        state, info = str(doc.get("status", states.PENDING)), doc.get("result")
+        return state, (dict(info) if isinstance(info, dict) and state in states.RUNNING else {})
+
     @property
     def state(self) -> str:
-        return str(self._async.state)
+        return self.snapshot()[0]
 
     @property
     def meta(self) -> Dict[str, Any]:
         """{stage, step, total, device, notes, attempt, worker, states} while running; {} otherwise."""
-        info = self._async.info
-        return dict(info) if isinstance(info, dict) and self.state in states.RUNNING else {}
+        return self.snapshot()[1]
 
     @property
     def progress(self) -> float:
-        state = self.state
-        return states.progress(state, self.meta)
+        return states.progress(*self.snapshot())
 
     @property
     def error(self) -> Optional[str]:
@@ -86,8 +91,8 @@ class Job:
 
     def cancel(self) -> None:
         """Stop the job at its next step (or before it starts); it ends in FAILURE, with no files."""
-        meta = self.meta
-        self._store.request_cancel(self.id, {"at": time.time(), "state": self.state,
+        state, meta = self.snapshot()
+        self._store.request_cancel(self.id, {"at": time.time(), "state": state,
                                              "step": meta.get("step", 0), "stage": meta.get("stage", "")})
 
     def fetch(self, dest: Path, timeout: Optional[float] = None) -> Path:
