@@ -22,6 +22,7 @@ from ..imaging.images import resize_rgb, to_mask, to_pil, to_rgb
 from ..runtime import device as devices
 from ..runtime import fallback as runtime
 from ..runtime import guidance
+from ..runtime import step_reuse
 from ..runtime.placement import estimate_memory, run_detection
 from ..models.schedulers import DEFAULT_SCHEDULER, make_scheduler
 from ..text.encode import pipeline_prompt_embeds
@@ -45,6 +46,7 @@ class TransformResult:
     timings: Dict[str, float] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)  # what was switched off or changed, and why (runtime.note)
     detail_map: Optional[np.ndarray] = None  # the detail ControlNet's hint, when that net ran
+    reuse: Dict[str, Any] = field(default_factory=dict)  # control_reuse / unet_reuse: what ran, residual change
 
 
 def round_to_8(h: int, w: int) -> Tuple[int, int]:
@@ -127,6 +129,8 @@ def transform(
     detail_map: Any = None,
     chain: Optional[runtime.FallbackChain] = None,
     placement: Any = None,
+    control_reuse: int = step_reuse.DEFAULT_CONTROL_REUSE,
+    unet_reuse: int = step_reuse.DEFAULT_UNET_REUSE,
 ) -> TransformResult:
     """Turn a prepared drawing into a photo while keeping its geometry (depth) and pose (OpenPose).
 
@@ -152,6 +156,10 @@ def transform(
     detail_scale / detail_start / detail_end / detail_hint / detail_map: the optional detail ControlNet
     (load_pipeline(detail_controlnet=...)): 0 = off (not run, not moved to the device); the hint is
     "auto" (from the net's file name), "tile", "canny" or "lineart", or your own detail_map (control/detail.py).
+    control_reuse N (1 = off): inside their window the ControlNets run every N-th step and their residuals
+    serve the steps between. unet_reuse N (1 = off): DeepCache, the full UNet every N-th step, only its
+    shallow blocks (on the cached deep feature, with the ControlNets' shallow residuals) in between
+    (runtime/step_reuse.py). result.reuse says what ran and how much the residuals changed.
     """
     import torch
 
@@ -172,6 +180,8 @@ def transform(
     if not isinstance(color_lock, (int, float)) or not 0.0 <= color_lock <= 1.0:
         raise InputError(f"color lock strength must be between 0 and 1; got {color_lock!r}.")
     guidance.check(cfg_end, control_budget)
+    step_reuse.check(control_reuse, unet_reuse)
+    reuse_report: Dict[str, Any] = {}
     seed = int(seed) & 0xFFFFFFFFFFFFFFFF
 
     timings: Dict[str, float] = {}
@@ -216,7 +226,8 @@ def transform(
         control_images[2] = to_pil(detail.image)
 
     def job(attempt: runtime.Attempt) -> Tuple[np.ndarray, int, runtime.Attempt]:
-        schedule = guidance.GuidanceSchedule(float(cfg_end), control_budget)  # fresh per attempt
+        reuse = step_reuse.StepReuse(int(control_reuse), int(unet_reuse)) if control_reuse > 1 or unet_reuse > 1 else None
+        schedule = guidance.GuidanceSchedule(float(cfg_end), control_budget, reuse=reuse)  # fresh per attempt
         step_cb = runtime.make_step_callback(
             callback, cancel=cancel, preview=preview, on_step=schedule.on_step if schedule.needed else None)
         scale = schedule.guidance_scale(float(cfg), n_steps) if schedule.needed else float(cfg)
@@ -250,6 +261,10 @@ def transform(
                     callback_on_step_end=step_cb,
                     callback_on_step_end_tensor_inputs=schedule.tensor_inputs(pipe.sd),
                 )
+        if reuse is not None:
+            reuse_report.clear()
+            reuse_report.update(control_reuse=reuse.control_reuse, unet_reuse=reuse.unet_reuse, residual_change=list(reuse.changes),
+                                **reuse.stats)
         return np.asarray(out.images[0], dtype=np.float32), step_cb.steps_done, attempt
 
     with pipe.lock:
@@ -271,5 +286,5 @@ def transform(
     return TransformResult(
         image=result, depth_map=depth8.astype(np.float32), pose_map=pose8.astype(np.float32), steps=done, seed=seed,
         device=str(used.device), dtype=devices.dtype_name(used.dtype), fallback=fell_back, timings=timings,
-        notes=notes, detail_map=detail.image,
+        notes=notes, detail_map=detail.image, reuse=reuse_report,
     )

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
 
 from ..errors import InputError
+from .step_reuse import StepReuse, installed as reuse_installed, shallow_controlnet
 
 CONTROL_BUDGETS = ("full", "prompt_branch")
 DEFAULT_CFG_END = 1.0
@@ -75,10 +76,11 @@ class GuidanceSchedule:
     guided: bool = True
     cut_after: Optional[int] = None  # executed steps run with guidance, once the cutoff happened
     sliced: List[str] = field(default_factory=list)  # what the cutoff sliced (telemetry/tests)
+    reuse: Optional[StepReuse] = None  # control_reuse / unet_reuse (step_reuse.py), None = off
 
     @property
     def needed(self) -> bool:
-        return float(self.cfg_end) < 1.0 or self.control_budget != "full"
+        return float(self.cfg_end) < 1.0 or self.control_budget != "full" or (self.reuse is not None and self.reuse.active)
 
     @property
     def shares_residuals(self) -> bool:
@@ -150,7 +152,8 @@ def scheduled(schedule: Optional[GuidanceSchedule], controlnet: Any, unet: Any) 
     handle = unet.register_forward_pre_hook(_unet_pre_hook, with_kwargs=True) if float(schedule.cfg_end) < 1.0 else None
     controlnet.plan = schedule
     try:
-        yield
+        with reuse_installed(schedule.reuse if schedule.reuse is not None and schedule.reuse.active else None, unet):
+            yield
     finally:
         controlnet.plan = None
         if handle is not None:
@@ -158,6 +161,11 @@ def scheduled(schedule: Optional[GuidanceSchedule], controlnet: Any, unet: Any) 
 
 
 _SKIPPING_CLS: Any = None
+
+
+def reuse_levels(multi: Any, sample: Any) -> int:
+    """How many residuals a shallow UNet step needs: 1 + the first down block's layers (step_reuse.py)."""
+    return 1 + len(multi.nets[0].down_blocks[0].resnets)
 
 
 def skipping_multi_controlnet(controlnets: List[Any]) -> Any:
@@ -183,40 +191,48 @@ def skipping_multi_controlnet(controlnets: List[Any]) -> Any:
                 plan = self.plan
                 if plan is None or args or kwargs.get("guess_mode"):
                     return self._skipping_forward(sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, *args, **kwargs)
+                reuse = plan.reuse
+                if reuse is not None and reuse.active:  # step_reuse.py: cached or shallow residuals
+                    def run(levels=0):
+                        return self._planned_forward(plan, sample, timestep, encoder_hidden_states, controlnet_cond,
+                                                     conditioning_scale, levels=levels, **kwargs)
+                    return reuse.controlnet(run, lambda: run(reuse_levels(self, sample)), sample, conditioning_scale)
+                return self._planned_forward(plan, sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, **kwargs)
+
+            def _planned_forward(self, plan, sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, levels=0, **kwargs):
                 import torch
 
                 batch = sample.shape[0]
                 # after the cutoff the sample is one branch; the clip's conditioning frames are still doubled
                 controlnet_cond = [cond_half(c, batch) for c in controlnet_cond]
                 if not (plan.shares_residuals and batch % 2 == 0):
-                    return self._skipping_forward(sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, **kwargs)
+                    return self._skipping_forward(sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, levels=levels, **kwargs)
                 half = batch // 2
                 down, mid = self._skipping_forward(
                     sample[half:], cond_half(timestep, half), cond_half(encoder_hidden_states, half),
-                    [cond_half(c, half) for c in controlnet_cond], conditioning_scale, **kwargs,
+                    [cond_half(c, half) for c in controlnet_cond], conditioning_scale, levels=levels, **kwargs,
                 )
                 if down is None:
                     return None, None
-                return [torch.cat([d, d]) for d in down], torch.cat([mid, mid])
+                return [torch.cat([d, d]) for d in down], (torch.cat([mid, mid]) if mid is not None else None)
 
-            def _skipping_forward(self, sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, *args, **kwargs):
+            def _skipping_forward(self, sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, *args, levels=0, **kwargs):
                 keep = [i for i, s in enumerate(conditioning_scale) if float(s) != 0.0]
-                if args or kwargs.get("guess_mode") or kwargs.get("return_dict", True) or len(keep) == len(self.nets):
+                if not levels and (args or kwargs.get("guess_mode") or kwargs.get("return_dict", True) or len(keep) == len(self.nets)):
                     return super().forward(sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale, *args, **kwargs)
                 if not keep:
                     return None, None  # the UNet treats missing residuals as "no ControlNet"
                 down = mid = None
                 for i in keep:
-                    d, m = self.nets[i](
-                        sample=sample, timestep=timestep, encoder_hidden_states=encoder_hidden_states,
-                        controlnet_cond=controlnet_cond[i], conditioning_scale=conditioning_scale[i],
-                        **kwargs,
-                    )
+                    net_kw = dict(sample=sample, timestep=timestep, encoder_hidden_states=encoder_hidden_states,
+                                  controlnet_cond=controlnet_cond[i], conditioning_scale=conditioning_scale[i], **kwargs)
+                    # levels: only the first `levels` residuals (step_reuse.shallow_controlnet, a shallow UNet step)
+                    d, m = shallow_controlnet(self.nets[i], levels=levels, **net_kw) if levels else self.nets[i](**net_kw)
                     if down is None:
                         down, mid = d, m
                     else:
                         down = [a + b for a, b in zip(down, d)]
-                        mid = mid + m
+                        mid = mid + m if mid is not None else None
                 return down, mid
 
         _SKIPPING_CLS = SkippingMultiControlNet
