@@ -486,6 +486,207 @@ def speed_cases(args) -> dict:
     return res
 
 
+# ------------------------------------------------------------------ step reuse levers (issue 20)
+
+# name -> transform() settings on top of the job (steps, denoise, cfg, scheduler of the command line)
+LEVER_CASES: dict = {
+    "full (ours, defaults)": {},
+    "control_reuse 2": dict(control_reuse=2),
+    "unet_reuse 2": dict(unet_reuse=2),
+    "unet_reuse 3": dict(unet_reuse=3),
+    "control_reuse 2 + unet_reuse 2": dict(control_reuse=2, unet_reuse=2),
+    "fast (before issue 20)": dict(cfg_end=0.5, control_budget="prompt_branch", depth_end=0.6, pose_end=0.6),
+    "fast + unet_reuse 2": dict(cfg_end=0.5, control_budget="prompt_branch", depth_end=0.6, pose_end=0.6, unet_reuse=2),
+}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * float(np.log10(1.0 / mse))
+
+
+def lever_inputs(size: int):
+    """The bundled sample character (so edges and colours mean something) and the benchmark's maps."""
+    from zrealism_core.imaging.sample import sample_character
+
+    _, depth, pose = inputs(size)
+    return sample_character(size, background="flat"), depth, pose
+
+
+def fidelity(src: np.ndarray, out: np.ndarray, depth: np.ndarray, pose: np.ndarray) -> dict:
+    """The Fidelity report's edge_f (control) and colour ΔE (mean CIEDE2000 in the compared region)."""
+    from zrealism_core.evaluation import evaluate
+
+    rep = evaluate(src, out, depth_map=depth, pose_map=pose, annotator_dirs=[])
+    return dict(edge_f=rep.control.get("edge_f"), delta_e=rep.diagnostics["color"]["delta_e_mean"],
+                overall=rep.scores.get("overall"))
+
+
+class StageClock:
+    """Wall time per stage of one job: forward hooks on the text encoder, the UNet and the (multi-)ControlNet,
+    and the VAE's encode / decode wrapped (an instance attribute, removed on close); the rest of the job is
+    the transform's own stages (detection, maps, scheduler, pre/post-processing)."""
+
+    def __init__(self, pipe):
+        import torch  # noqa: F401
+
+        self.t: dict = {}
+        self._start: dict = {}
+        sd = pipe.sd
+        self.handles = []
+        for name, mod in (("text encode", sd.text_encoder), ("UNet", sd.unet), ("ControlNets", sd.controlnet)):
+            self.handles.append(mod.register_forward_pre_hook(self._pre(name)))
+            self.handles.append(mod.register_forward_hook(self._post(name)))
+        self.vae = sd.vae
+        for name, attr in (("VAE encode", "encode"), ("VAE decode", "decode")):
+            setattr(self.vae, attr, self._wrap(name, getattr(self.vae, attr)))
+
+    def _pre(self, name):
+        def hook(*_):
+            self._start[name] = time.perf_counter()
+        return hook
+
+    def _post(self, name):
+        def hook(*_):
+            self.t[name] = self.t.get(name, 0.0) + time.perf_counter() - self._start.pop(name)
+        return hook
+
+    def _wrap(self, name, fn):
+        def wrapped(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.t[name] = self.t.get(name, 0.0) + time.perf_counter() - t
+        return wrapped
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+        for attr in ("encode", "decode"):
+            self.vae.__dict__.pop(attr, None)
+
+
+def residual_changes(pipe, job) -> list:
+    """Relative L2 change of the summed ControlNet residuals (conditional half) from each step to the next,
+    in a full-compute job: what control_reuse gives away when it reuses a step's residuals on the next."""
+    import torch
+
+    seen = []
+
+    def hook(module, args, out):
+        down, mid = out
+        if down is not None:
+            b = args[0].shape[0]
+            seen.append([t[b // 2:].float().clone() if b % 2 == 0 else t.float().clone() for t in list(down) + [mid]])
+
+    h = pipe.sd.controlnet.register_forward_hook(hook)
+    try:
+        job()
+    finally:
+        h.remove()
+    out = []
+    for a, b in zip(seen, seen[1:]):
+        num = sum(float(torch.sum((x - y) ** 2)) for x, y in zip(b, a) if x.shape == y.shape)
+        den = sum(float(torch.sum(y ** 2)) for y in a)
+        out.append((num / den) ** 0.5 if den else 0.0)
+    return out
+
+
+def levers(args) -> dict:
+    """Stage profile of the full job, then each step-reuse lever against plain diffusers on the same job and
+    seed: FLOPs (whole job and denoising loop), wall (median of `runs` rounds, alternating order), PSNR
+    against plain diffusers' picture (a proxy with random weights) and the Fidelity report's edge_f and ΔE."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from zrealism_core.engine import transform
+    from zrealism_core.imaging.images import to_pil
+    from zrealism_core.models.schedulers import make_scheduler
+
+    mods, tok, sched = build_components(torch.float32, tiny=args.tiny)
+    ours, plain = make_pipes(mods, tok, sched, torch.device("cpu"), torch.float32)
+    size = args.size
+    img, depth, pose = lever_inputs(size)
+
+    def run_case(kw):
+        return transform(ours, img, depth_map=depth, pose_map=pose, prompt="a photo of a person", negative="drawing",
+                         seed=1, steps=args.steps, denoise=args.denoise, cfg=7.0, scheduler=args.scheduler, **kw)
+
+    def run_plain_job():
+        plain.scheduler = make_scheduler(args.scheduler, plain.scheduler.config)
+        return plain(prompt="a photo of a person", negative_prompt="drawing", image=to_pil(img),
+                     control_image=[to_pil(depth), to_pil(pose)], strength=args.denoise, num_inference_steps=args.steps,
+                     guidance_scale=7.0, controlnet_conditioning_scale=[0.7, 0.7], height=size, width=size,
+                     generator=torch.Generator("cpu").manual_seed(1), output_type="np").images[0]
+
+    res: dict = dict(size=size, steps=args.steps, denoise=args.denoise, scheduler=args.scheduler, cases={})
+    # 1. the stage profile of the full job (ours, defaults: the same arithmetic as plain diffusers); warm first
+    run_case({})
+    clock = StageClock(ours)
+    t = time.perf_counter()
+    try:
+        r = run_case({})
+    finally:
+        clock.close()
+    total = time.perf_counter() - t
+    prof = dict(clock.t)
+    prof["detection"] = r.timings.get("detecting control maps", 0.0)
+    prof["other (maps, scheduler, pre/post)"] = total - sum(prof.values())
+    res["profile"] = dict(total_s=total, stages=prof, load=load_avg())
+    print(f"  stage profile of the full job ({total:.2f} s, load {load_avg()}; detection 0: the maps are given, "
+          f"see bench_maps for the detectors):", flush=True)
+    for k, v in prof.items():
+        print(f"    {k:34s} {v:7.2f} s  {v / total:6.1%}", flush=True)
+    changes = residual_changes(ours, lambda: run_case({}))
+    res["residual_change_step_to_step"] = changes
+    print("  ControlNet residuals, relative L2 change from one step to the next (full job): "
+          + ", ".join(f"{c:.3f}" for c in changes), flush=True)
+    # 2. FLOPs and pictures (this pass is the warm-up too)
+    with FlopCounterMode(display=False) as fc:
+        ref = run_plain_job()
+    plain_total, plain_loop = fc.get_total_flops(), denoise_flops(fc)
+    res["plain"] = dict(gflop=plain_total / 1e9, loop_gflop=plain_loop / 1e9, fidelity=fidelity(img, ref, depth, pose), s=[])
+    for name, kw in LEVER_CASES.items():
+        with FlopCounterMode(display=False) as fc:
+            r = run_case(kw)
+        c = dict(settings=kw, flop_ratio=fc.get_total_flops() / plain_total, loop_flop_ratio=denoise_flops(fc) / plain_loop,
+                 psnr=psnr(r.image, ref), fidelity=fidelity(img, r.image, depth, pose), reuse=r.reuse, s=[])
+        res["cases"][name] = c
+        print(f"  {name}: FLOPs {c['flop_ratio']:.3f} of plain (denoising loop {c['loop_flop_ratio']:.3f}), PSNR "
+              f"{c['psnr']:.1f} dB, edge_f {c['fidelity']['edge_f']:.3f}, ΔE {c['fidelity']['delta_e']:.2f} "
+              f"(load {load_avg()})", flush=True)
+    # 3. wall: rounds alternating plain first / plain last
+    names = list(LEVER_CASES)
+    for i in range(args.runs):
+        order = ["plain"] + names if i % 2 == 0 else names[::-1] + ["plain"]
+        for name in order:
+            t = time.perf_counter()
+            run_plain_job() if name == "plain" else run_case(LEVER_CASES[name])
+            dt = time.perf_counter() - t
+            (res["plain"] if name == "plain" else res["cases"][name])["s"].append(dt)
+        print(f"  round {i + 1}: plain {res['plain']['s'][-1]:.2f} s, "
+              + ", ".join(f"{n} {res['cases'][n]['s'][-1]:.2f} s" for n in names) + f" (load {load_avg()})", flush=True)
+    med_plain = statistics.median(res["plain"]["s"])
+    pf = res["plain"]["fidelity"]
+    print(f"\nJob: {size}x{size}, {args.scheduler}, {args.steps} steps x denoise {args.denoise}, CFG 7, two ControlNets; "
+          f"plain diffusers {med_plain:.2f} s (median of {args.runs}), edge_f {pf['edge_f']:.3f}, ΔE {pf['delta_e']:.2f}. "
+          f"PSNR against plain diffusers' picture, same seed (random weights: a proxy).")
+    print("| lever | FLOPs vs plain (denoising loop) | wall vs plain | PSNR | edge_f | colour ΔE | UNet full/shallow, nets run/shallow/reused |")
+    print("|---|---|---|---|---|---|---|")
+    for name in names:
+        c = res["cases"][name]
+        c["wall_ratio"] = statistics.median(c["s"]) / med_plain
+        ru = c["reuse"]
+        calls = (f"{ru.get('unet_full', '-')}/{ru.get('unet_shallow', '-')}, {ru.get('control_run', '-')}/"
+                 f"{ru.get('control_shallow', '-')}/{ru.get('control_reused', '-')}") if ru else "-"
+        ps = "identical" if c["psnr"] == float("inf") else f"{c['psnr']:.1f} dB"
+        print(f"| {name} | {c['flop_ratio']:.3f} ({c['loop_flop_ratio']:.3f}) | {c['wall_ratio']:.3f} | {ps} | "
+              f"{c['fidelity']['edge_f']:.3f} | {c['fidelity']['delta_e']:.2f} | {calls} |")
+    print(f"(load at the end {load_avg()})")
+    return res
+
+
 # ------------------------------------------------------------------ GPU
 
 def gpu_bench(args) -> dict:
@@ -717,6 +918,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true", help="tiny test models: checks the code, gives no figures")
     ap.add_argument("--adapter-costs", action="store_true", help="LoRA activation per job and IP-Adapter cost per step")
     ap.add_argument("--lora-rank", type=int, default=32, help="rank of the benchmark's LoRA (--adapter-costs)")
+    ap.add_argument("--levers", action="store_true",
+                    help="issue 20: stage profile, then each step-reuse lever against plain diffusers (FLOPs, wall, PSNR, fidelity)")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--cases", nargs="+", metavar="CASE",
                     help=f"speed cases against plain diffusers (issue 12): {', '.join(SPEED_CASES)}, or all")
@@ -733,6 +936,10 @@ def main(argv=None) -> int:
     if args.cases:
         print(f"Speed cases, {args.size}x{args.size}, {args.steps} steps x denoise {args.denoise}, CFG 7, {args.runs} timed rounds:", flush=True)
         res = speed_cases(args)
+    elif args.levers:
+        print(f"Step-reuse levers, {args.size}x{args.size}, {args.scheduler}, {args.steps} steps x denoise {args.denoise}, "
+              f"CFG 7, {args.runs} timed rounds:", flush=True)
+        res = levers(args)
     elif args.control_end_check:
         res = control_end_check(args)
         if not (res["ours_skips_outside_window"] and res["plain_runs_every_step"]):
