@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Tuple
 
 from . import bridge, detail_inputs
-from .speed_inputs import speed_inputs
+from .speed_inputs import speed_inputs, step_reuse_inputs
 from ..zrealism_core.control.detail import scale_from_params
 from ..zrealism_core.errors import InputError
 from ..zrealism_core.settings import SAMPLER_DEFAULTS as D, apply_params, apply_preset, window_notes
@@ -77,6 +77,7 @@ class ZRealism_DualControlNetSampler:
                                                          "disconnect it to use the widget values."}),
                 **detail_inputs.optional_inputs(),
                 **speed_inputs(),
+                **step_reuse_inputs(),
             },
         }
 
@@ -86,7 +87,8 @@ class ZRealism_DualControlNetSampler:
                depth_method: str = "auto", detect_resolution: int = 512, mask: Any = None, depth_map: Any = None, pose_map: Any = None, params: Any = None,
                detail_scale: float = 0.0, detail_start: float = 0.0, detail_end: float = 1.0, detail_hint: str = "auto",
                detail_map: Any = None,
-               cfg_end: float = 1.0, control_budget: str = "full", preset: str = "quality") -> Tuple[Any, Any, Any, str]:
+               cfg_end: float = 1.0, control_budget: str = "full", preset: str = "quality",
+               control_reuse: int = 1, unet_reuse: int = 1) -> Tuple[Any, Any, Any, str]:
         from ..zrealism_core.engine import ZRealismPipeline, transform
         from ..zrealism_core.runtime.fallback import expected_steps, job_report
 
@@ -95,7 +97,8 @@ class ZRealism_DualControlNetSampler:
         v = apply_params(dict(steps=steps, cfg=cfg, denoise=denoise, depth_scale=depth_scale, pose_scale=pose_scale,
                               depth_end=depth_end, pose_end=pose_end, detail_scale=detail_scale), params)
         d_scale = scale_from_params(pipe, detail_scale, v)
-        v = apply_preset(dict(v, cfg_end=cfg_end, control_budget=control_budget, detail_end=detail_end), preset, "still")
+        v = apply_preset(dict(v, cfg_end=cfg_end, control_budget=control_budget, detail_end=detail_end,
+                              control_reuse=control_reuse, unet_reuse=unet_reuse), preset, "still")
         images = bridge.image_to_numpy(image)
         batch = len(images)
         masks = bridge.mask_to_numpy(mask) if mask is not None else None
@@ -127,6 +130,7 @@ class ZRealism_DualControlNetSampler:
                 **steps_of(i * per_image),
                 **detail_inputs.kwargs(d_scale, detail_start, v["detail_end"], detail_hint, details, i),
                 cfg_end=float(v["cfg_end"]), control_budget=v["control_budget"],
+                control_reuse=int(v["control_reuse"]), unet_reuse=int(v["unet_reuse"]),
             )
             results.append(r.image)
             dmaps.append(r.depth_map)

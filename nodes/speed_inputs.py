@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from ..zrealism_core.runtime.guidance import CONTROL_BUDGETS, DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET
+from ..zrealism_core.runtime.step_reuse import DEFAULT_CONTROL_REUSE, DEFAULT_UNET_REUSE, MAX_INTERVAL
 from ..zrealism_core.settings import DEFAULT_PRESET, PRESET_NAMES, PRESET_TRADE_OFFS
 
 
@@ -23,4 +24,19 @@ def speed_inputs() -> Dict[str, Any]:
             "default": DEFAULT_PRESET,
             "tooltip": f"quality: the settings above as they are. fast: overrides cfg_end (0.5), control_budget "
                        f"(prompt_branch) and caps the control end at 0.6; steps unchanged. Trade-off: {PRESET_TRADE_OFFS['fast']}."}),
+    }
+
+
+def step_reuse_inputs() -> Dict[str, Any]:
+    """The still's step-reuse levers (zrealism_core.runtime.step_reuse), after speed_inputs (the sampler only)."""
+    return {
+        "control_reuse": ("INT", {
+            "default": DEFAULT_CONTROL_REUSE, "min": 1, "max": MAX_INTERVAL,
+            "tooltip": "1 = off (default). N: inside their window the ControlNets run every N-th step and their result "
+                       "is reused on the steps between (less ControlNet work; the residuals change little late in the schedule)."}),
+        "unet_reuse": ("INT", {
+            "default": DEFAULT_UNET_REUSE, "min": 1, "max": MAX_INTERVAL,
+            "tooltip": "1 = off (default). N: DeepCache - the full UNet runs every N-th step; in between only its "
+                       "outermost blocks run, on the deep features of the last full step (and the ControlNets only their "
+                       "outermost part)."}),
     }

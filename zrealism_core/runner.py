@@ -198,6 +198,7 @@ def run_image(
     from .imaging.images import load_image, save_image
     from .evaluation.panel import render_panel
     from .runtime.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET
+    from .runtime.step_reuse import DEFAULT_CONTROL_REUSE, DEFAULT_UNET_REUSE
     from .control.detail import scale_from_params
     from .settings import CLIP_DEFAULTS, SAMPLER_DEFAULTS, apply_params, apply_preset
     from .prep import prepare_white_background
@@ -242,8 +243,9 @@ def run_image(
         settings = apply_params(dict(SAMPLER_DEFAULTS), analysis.params)
         settings["detail_scale"] = scale_from_params(pipe, SAMPLER_DEFAULTS["detail_scale"], settings)
         speed = dict(cfg_end=DEFAULT_CFG_END, control_budget=DEFAULT_CONTROL_BUDGET, detail_end=1.0)
+        reuse = dict(control_reuse=DEFAULT_CONTROL_REUSE, unet_reuse=DEFAULT_UNET_REUSE)  # the still's only
         given = {k: v for k, v in (("steps", options.steps), ("denoise", options.denoise)) if v is not None}
-        settings = {**settings, **speed, **given, **options.sampler}
+        settings = {**settings, **speed, **reuse, **given, **options.sampler}
         settings = apply_preset(settings, options.preset, "still")  # as the node: after params and widgets
         positive = options.prompt or analysis.positive
         negative = options.negative or analysis.negative
@@ -265,6 +267,7 @@ def run_image(
                 color_lock=float(options.color_lock), callback=_step_progress("still", progress, event),
                 cancel=cancel, placement=placement,
                 cfg_end=float(settings["cfg_end"]), control_budget=settings["control_budget"],
+                control_reuse=int(settings["control_reuse"]), unet_reuse=int(settings["unet_reuse"]),
                 detail_scale=float(settings["detail_scale"]), detail_end=float(settings["detail_end"]), **extra,
             )
         frames, clip_settings = None, None

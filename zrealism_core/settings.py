@@ -91,6 +91,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "fast": {"cfg_end": 0.5, "control_budget": "prompt_branch", "control_end_max": 0.6},
 }
 PRESET_NAMES = tuple(PRESETS)
+# preset settings only the still has (runtime/step_reuse.py: the clip's motion UNet does not take them)
+STILL_ONLY = ("control_reuse", "unet_reuse")
 DEFAULT_PRESET = "quality"
 # the settings each target's control end lives in
 _CONTROL_ENDS = {"still": ("depth_end", "pose_end"), "clip": ("control_end",)}
@@ -112,7 +114,7 @@ def apply_preset(values: Dict[str, Any], preset: str, target: str = "still") -> 
     replaced_settings(target)  # validates target
     p = PRESETS[preset]
     out = dict(values)
-    for name in ("cfg_end", "control_budget"):
+    for name in ("cfg_end", "control_budget") + (STILL_ONLY if target == "still" else ()):
         if name in p:
             out[name] = p[name]
     if "control_end_max" in p:

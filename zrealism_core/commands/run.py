@@ -20,7 +20,7 @@ from ..settings import DEFAULT_PRESET, PRESET_NAMES
 # node's default. tests/test_cli_settings.py checks these against the nodes' inputs.
 SAMPLER_FLAGS = ("cfg", "depth_scale", "pose_scale", "depth_start", "depth_end", "pose_start", "pose_end", "scheduler",
                  "depth_method", "detect_resolution", "detail_scale", "detail_start", "detail_end", "detail_hint",
-                 "cfg_end", "control_budget")
+                 "cfg_end", "control_budget", "control_reuse", "unet_reuse")
 
 
 def add_sampler_arguments(p) -> None:
@@ -48,6 +48,10 @@ def add_sampler_arguments(p) -> None:
     s.add_argument("--cfg-end", type=float, help="fraction of the steps that use guidance (default 1 = all)")
     s.add_argument("--control-budget", choices=list(CONTROL_BUDGETS),
                    help="full (default): ControlNets on both branches; prompt_branch: once per step")
+    s.add_argument("--control-reuse", type=int,
+                   help="1 = off (default); N: the ControlNets run every N-th step of their window, reused in between")
+    s.add_argument("--unet-reuse", type=int,
+                   help="1 = off (default); N: DeepCache, the full UNet every N-th step, its outer blocks only in between")
 
 
 def add_job_arguments(p) -> None:
