@@ -490,6 +490,7 @@ def speed_cases(args) -> dict:
 
 # name -> transform() settings on top of the job (steps, denoise, cfg, scheduler of the command line)
 LEVER_CASES: dict = {
+    "full, no encodings kept": dict(cold=True),  # engine/encode_cache cleared before the job: every stage runs
     "full (ours, defaults)": {},
     "control_reuse 2": dict(control_reuse=2),
     "unet_reuse 2": dict(unet_reuse=2),
@@ -610,6 +611,11 @@ def levers(args) -> dict:
     img, depth, pose = lever_inputs(size)
 
     def run_case(kw):
+        from zrealism_core.engine import encode_cache
+
+        if kw.get("cold"):
+            encode_cache.clear(ours)
+        kw = {k: v for k, v in kw.items() if k != "cold"}
         return transform(ours, img, depth_map=depth, pose_map=pose, prompt="a photo of a person", negative="drawing",
                          seed=1, steps=args.steps, denoise=args.denoise, cfg=7.0, scheduler=args.scheduler, **kw)
 
@@ -621,23 +627,26 @@ def levers(args) -> dict:
                      generator=torch.Generator("cpu").manual_seed(1), output_type="np").images[0]
 
     res: dict = dict(size=size, steps=args.steps, denoise=args.denoise, scheduler=args.scheduler, cases={})
-    # 1. the stage profile of the full job (ours, defaults: the same arithmetic as plain diffusers); warm first
+    # 1. the stage profile of the full job (ours, defaults: the same arithmetic as plain diffusers), with
+    # nothing kept from an earlier job and then as the next job on the same drawing and prompts; warm first
     run_case({})
-    clock = StageClock(ours)
-    t = time.perf_counter()
-    try:
-        r = run_case({})
-    finally:
-        clock.close()
-    total = time.perf_counter() - t
-    prof = dict(clock.t)
-    prof["detection"] = r.timings.get("detecting control maps", 0.0)
-    prof["other (maps, scheduler, pre/post)"] = total - sum(prof.values())
-    res["profile"] = dict(total_s=total, stages=prof, load=load_avg())
-    print(f"  stage profile of the full job ({total:.2f} s, load {load_avg()}; detection 0: the maps are given, "
-          f"see bench_maps for the detectors):", flush=True)
-    for k, v in prof.items():
-        print(f"    {k:34s} {v:7.2f} s  {v / total:6.1%}", flush=True)
+    res["profile"] = {}
+    for label, kw in (("nothing kept", dict(cold=True)), ("next job, same drawing and prompts", {})):
+        clock = StageClock(ours)
+        t = time.perf_counter()
+        try:
+            r = run_case(kw)
+        finally:
+            clock.close()
+        total = time.perf_counter() - t
+        prof = dict(clock.t)
+        prof["detection"] = r.timings.get("depth map", 0.0) + r.timings.get("pose map", 0.0)
+        prof["other (maps, scheduler, pre/post)"] = total - sum(prof.values())
+        res["profile"][label] = dict(total_s=total, stages=prof, load=load_avg())
+        print(f"  stage profile of the full job, {label} ({total:.2f} s, load {load_avg()}; detection 0: the maps are "
+              f"given, see bench_maps for the detectors):", flush=True)
+        for k, v in prof.items():
+            print(f"    {k:34s} {v:7.2f} s  {v / total:6.1%}", flush=True)
     changes = residual_changes(ours, lambda: run_case({}))
     res["residual_change_step_to_step"] = changes
     print("  ControlNet residuals, relative L2 change from one step to the next (full job): "

@@ -156,3 +156,31 @@ def test_shallow_path_equals_the_full_unet_on_the_same_deep_feature(tiny_pipe):
 def test_bad_values_are_input_errors(tiny_pipe, kw):
     with pytest.raises(InputError, match="reuse"):
         still(tiny_pipe, **kw)
+
+
+def test_encodings_are_kept_between_jobs_and_the_picture_is_the_same(tiny_pipe):
+    """engine/encode_cache.py: a second job on the same drawing and prompts runs neither the text encoder nor the
+    VAE encoder, and gives exactly the picture of a job with nothing kept."""
+    from zrealism_core.engine import encode_cache
+
+    sd = tiny_pipe.sd
+    encode_cache.clear(tiny_pipe)
+    with Calls(text=sd.text_encoder, vae_encoder=sd.vae.encoder, vae_decoder=sd.vae.decoder) as n:
+        cold = still(tiny_pipe, seed=3)
+    assert n == {"text": 2, "vae_encoder": 1, "vae_decoder": 1}  # prompt + negative
+    with Calls(text=sd.text_encoder, vae_encoder=sd.vae.encoder, vae_decoder=sd.vae.decoder) as n:
+        warm = still(tiny_pipe, seed=3)
+        other_seed = still(tiny_pipe, seed=4, depth_scale=0.5)
+    assert n == {"text": 0, "vae_encoder": 0, "vae_decoder": 2}
+    assert np.array_equal(warm.image, cold.image)
+    encode_cache.clear(tiny_pipe)
+    assert np.array_equal(still(tiny_pipe, seed=4, depth_scale=0.5).image, other_seed.image)
+    # another prompt, another drawing, or guidance off: encoded again
+    with Calls(text=sd.text_encoder, vae_encoder=sd.vae.encoder) as n:
+        still(tiny_pipe, prompt="another photo")
+        transform(tiny_pipe, rand_image(32, 40, 9), depth_map=DEPTH, pose_map=POSE, steps=8, denoise=0.5, prompt="a photo",
+                  negative="drawing")
+        still(tiny_pipe, cfg=1.0)
+    assert n == {"text": 2 + 0 + 1, "vae_encoder": 0 + 1 + 0}
+    # the store stays small
+    assert len(tiny_pipe.extras["encode_cache"]) <= 2 * encode_cache.MAX_ENTRIES

@@ -26,6 +26,7 @@ from ..runtime import step_reuse
 from ..runtime.placement import estimate_memory, run_detection
 from ..models.schedulers import DEFAULT_SCHEDULER, make_scheduler
 from ..text.encode import pipeline_prompt_embeds
+from . import encode_cache
 from .pipeline import CONTROLNET_ROLES, ZRealismPipeline
 
 log = logging.getLogger("zrealism")
@@ -238,10 +239,15 @@ def transform(
         # text encoder's LoRA too, so prompts must be encoded in here); weights restored on exit
         with views.active(pipe, timings=timings, cfg=scale) as adapter_kwargs:
             with runtime.stage("encoding the prompts", timings):
-                # weighting, embeddings, long prompts and clip_skip (text.encode); diffusers gets the embeddings
-                pos_embeds, neg_embeds = pipeline_prompt_embeds(
-                    pipe.sd, prompt or "", negative or "", cfg=scale, options=pipe.text, notes=notes)
-            with runtime.stage("synthesizing", timings, detail), guidance.scheduled(schedule, pipe.sd.controlnet, pipe.sd.unet):
+                # weighting, embeddings, long prompts and clip_skip (text.encode); diffusers gets the embeddings;
+                # the same prompts as a recent job: its embeddings (encode_cache, exact)
+                loras = tuple((lf, s) for lf, s in getattr(pipe, "loras", ()) if float(s) != 0.0)
+                pos_embeds, neg_embeds = encode_cache.prompt_embeds(
+                    pipe, pipe.sd, loras, lambda made: pipeline_prompt_embeds(
+                        pipe.sd, prompt or "", negative or "", cfg=scale, options=pipe.text, notes=made),
+                    prompt or "", negative or "", scale, notes)
+            with runtime.stage("synthesizing", timings, detail), guidance.scheduled(schedule, pipe.sd.controlnet, pipe.sd.unet), \
+                    encode_cache.vae_encodings(pipe, pipe.sd.vae):
                 out = pipe.sd(
                     **adapter_kwargs,
                     prompt_embeds=pos_embeds,
