@@ -272,7 +272,8 @@ def _pack_pipe(pack, comfy_fakes, tiny_set):
 def test_speed_inputs_are_last_and_optional(pack):
     for node_id in ("ZRealism_DualControlNetSampler", "ZRealism_AnimateDiffFuse"):
         spec = pack.nodes.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
-        assert list(spec["optional"])[-3:] == ["cfg_end", "control_budget", "preset"]
+        tail = ["cfg_end", "control_budget", "preset"] + (["control_reuse", "unet_reuse"] if "Sampler" in node_id else [])
+        assert list(spec["optional"])[-len(tail):] == tail  # the sampler's step-reuse inputs after them (test_step_reuse)
         assert all(spec["optional"][k][1].get("tooltip") for k in ("cfg_end", "control_budget", "preset"))
         assert spec["optional"]["preset"][1]["default"] == "quality" and spec["optional"]["cfg_end"][1]["default"] == 1.0
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fakes.engine_fixtures import _one_thread, rand_image, tiny_pipe  # noqa: F401 (fixtures)
+from fakes.engine_fixtures import _one_thread, comfy_fakes, rand_image, tiny_pipe, tiny_set  # noqa: F401 (fixtures)
 from zrealism_core import InputError
 from zrealism_core.engine import transform
 from zrealism_core.runtime import step_reuse
@@ -184,3 +184,38 @@ def test_encodings_are_kept_between_jobs_and_the_picture_is_the_same(tiny_pipe):
     assert n == {"text": 2 + 0 + 1, "vae_encoder": 0 + 1 + 0}
     # the store stays small
     assert len(tiny_pipe.extras["encode_cache"]) <= 2 * encode_cache.MAX_ENTRIES
+
+
+def test_sampler_node_inputs_are_last_optional_with_defaults_off(pack):
+    spec = pack.nodes.NODE_CLASS_MAPPINGS["ZRealism_DualControlNetSampler"].INPUT_TYPES()
+    assert list(spec["optional"])[-2:] == ["control_reuse", "unet_reuse"]
+    for k in ("control_reuse", "unet_reuse"):
+        kind, opts = spec["optional"][k]
+        assert kind == "INT" and opts["default"] == 1 and opts["min"] == 1 and opts["tooltip"]
+    fuse = pack.nodes.NODE_CLASS_MAPPINGS["ZRealism_AnimateDiffFuse"].INPUT_TYPES()
+    assert "unet_reuse" not in fuse["optional"]  # the still only
+
+
+def test_sampler_node_and_run_flags_reach_the_engine(pack, comfy_fakes, tiny_set, tmp_path):
+    import json
+
+    from test_guidance import _pack_pipe
+    from zrealism_core.cli import main
+    from zrealism_core.commands.selftest import write_tiny_models_dir
+
+    pipe = _pack_pipe(pack, comfy_fakes, tiny_set)
+    sampler = pack.nodes.NODE_CLASS_MAPPINGS["ZRealism_DualControlNetSampler"]()
+    args = dict(prompt="photo", negative="drawing", seed=3, steps=8, cfg=7.0, denoise=0.5, depth_scale=0.7,
+                pose_scale=0.7, depth_start=0.0, depth_end=1.0, pose_start=0.0, pose_end=1.0,
+                scheduler="euler", color_lock=0.0, depth_map=torch.from_numpy(DEPTH[None]),
+                pose_map=torch.from_numpy(POSE[None]))
+    with Calls(**modules(pipe)) as n:
+        sampler.sample(pipe, torch.from_numpy(IMG[None]), control_reuse=2, unet_reuse=2, **args)
+    # full UNet on steps 0, 2 (the nets run in full there), shallow on 1, 3 (the nets' residuals reused)
+    assert (n["depth"], n["pose"], n["deep_down"], n["last_up"], n["depth_hint"]) == (2, 2, 2, 4, 2)
+    models = write_tiny_models_dir(tmp_path / "models")
+    rc = main(["run", "--sample", "--models", str(models), "--out", str(tmp_path / "out"), "--size", "64", "--steps", "4",
+               "--device", "cpu", "--dtype", "fp32", "--no-progress", "--control-reuse", "2", "--unet-reuse", "3"])
+    assert rc == 0
+    s = json.loads((tmp_path / "out" / "report.json").read_text())["settings"]
+    assert (s["control_reuse"], s["unet_reuse"]) == (2, 3)
