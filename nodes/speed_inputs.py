@@ -23,7 +23,8 @@ def speed_inputs() -> Dict[str, Any]:
         "preset": (list(PRESET_NAMES), {
             "default": DEFAULT_PRESET,
             "tooltip": f"quality: the settings above as they are. fast: overrides cfg_end (0.5), control_budget "
-                       f"(prompt_branch) and caps the control end at 0.6; steps unchanged. Trade-off: {PRESET_TRADE_OFFS['fast']}."}),
+                       f"(prompt_branch), caps the control end at 0.6 and, on the sampler, sets unet_reuse 2; steps "
+                       f"unchanged. Trade-off: {PRESET_TRADE_OFFS['fast']}."}),
     }
 
 

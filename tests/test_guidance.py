@@ -242,12 +242,12 @@ def test_clip_cfg_end_prompt_branch_and_empty_pose(tiny_pipe, adapter, caplog):
 
 # ------------------------------------------------------------------ preset and nodes
 
-def test_fast_preset_overrides_only_its_three_settings():
+def test_fast_preset_overrides_only_its_settings():
     from zrealism_core.settings import apply_preset
 
     still_v = dict(steps=25, cfg=7.0, depth_end=0.8, pose_end=0.5, cfg_end=1.0, control_budget="full")
     fast = apply_preset(still_v, "fast")
-    assert fast == dict(still_v, cfg_end=0.5, control_budget="prompt_branch", depth_end=0.6, pose_end=0.5)
+    assert fast == dict(still_v, cfg_end=0.5, control_budget="prompt_branch", depth_end=0.6, pose_end=0.5, unet_reuse=2)
     assert apply_preset(still_v, "quality") == still_v
     clip_v = dict(control_end=1.0, cfg_end=1.0, control_budget="full", depth_scale=0.7)
     assert apply_preset(clip_v, "fast", "clip") == dict(clip_v, control_end=0.6, cfg_end=0.5, control_budget="prompt_branch")
@@ -289,8 +289,9 @@ def test_sampler_node_fast_preset_and_empty_pose_map(pack, comfy_fakes, tiny_set
     with Batches(unet=pipe.sd.unet, depth=depth, pose=pose) as seen:
         _, _, _, report = sampler.sample(pipe, image, depth_map=torch.from_numpy(DEPTH[None]),
                                          pose_map=torch.from_numpy(BLACK[None]), preset="fast", **args)
-    # 4 steps: guidance on 2; depth on the prompt branch only, until 0.6 of the schedule; pose off (empty map)
-    assert seen == {"unet": [2, 2, 1, 1], "depth": [1, 1], "pose": []}
+    # 4 steps: guidance on 2; depth on the prompt branch only, until 0.6 of the schedule; pose off (empty map);
+    # unet_reuse 2: step 1 is a shallow UNet step, where the depth net runs its shallow part only (no forward)
+    assert seen == {"unet": [2, 2, 1, 1], "depth": [1], "pose": []}
     assert "image 1: pose ControlNet off: the pose map has no keypoints (all black)" in report
 
 
