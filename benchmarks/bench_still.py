@@ -534,7 +534,7 @@ class StageClock:
     def __init__(self, pipe):
         import torch  # noqa: F401
 
-        self.t: dict = {}
+        self.t: dict = {k: 0.0 for k in ("text encode", "VAE encode", "ControlNets", "UNet", "VAE decode")}
         self._start: dict = {}
         sd = pipe.sd
         self.handles = []
@@ -673,10 +673,12 @@ def levers(args) -> dict:
     for i in range(args.runs):
         order = ["plain"] + names if i % 2 == 0 else names[::-1] + ["plain"]
         for name in order:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()  # CPU seconds: less disturbed by other users than wall
             run_plain_job() if name == "plain" else run_case(LEVER_CASES[name])
-            dt = time.perf_counter() - t
-            (res["plain"] if name == "plain" else res["cases"][name])["s"].append(dt)
+            dt, dc = time.perf_counter() - t, time.process_time() - c
+            row = res["plain"] if name == "plain" else res["cases"][name]
+            row["s"].append(dt)
+            row.setdefault("cpu_s", []).append(dc)
         print(f"  round {i + 1}: plain {res['plain']['s'][-1]:.2f} s, "
               + ", ".join(f"{n} {res['cases'][n]['s'][-1]:.2f} s" for n in names) + f" (load {load_avg()})", flush=True)
     med_plain = statistics.median(res["plain"]["s"])
@@ -684,16 +686,17 @@ def levers(args) -> dict:
     print(f"\nJob: {size}x{size}, {args.scheduler}, {args.steps} steps x denoise {args.denoise}, CFG 7, two ControlNets; "
           f"plain diffusers {med_plain:.2f} s (median of {args.runs}), edge_f {pf['edge_f']:.3f}, ΔE {pf['delta_e']:.2f}. "
           f"PSNR against plain diffusers' picture, same seed (random weights: a proxy).")
-    print("| lever | FLOPs vs plain (denoising loop) | wall vs plain | PSNR | edge_f | colour ΔE | UNet full/shallow, nets run/shallow/reused |")
+    print("| lever | FLOPs vs plain (denoising loop) | wall vs plain (CPU time) | PSNR | edge_f | colour ΔE | UNet full/shallow, nets run/shallow/reused |")
     print("|---|---|---|---|---|---|---|")
     for name in names:
         c = res["cases"][name]
         c["wall_ratio"] = statistics.median(c["s"]) / med_plain
+        c["cpu_ratio"] = statistics.median(c["cpu_s"]) / statistics.median(res["plain"]["cpu_s"])
         ru = c["reuse"]
         calls = (f"{ru.get('unet_full', '-')}/{ru.get('unet_shallow', '-')}, {ru.get('control_run', '-')}/"
                  f"{ru.get('control_shallow', '-')}/{ru.get('control_reused', '-')}") if ru else "-"
         ps = "identical" if c["psnr"] == float("inf") else f"{c['psnr']:.1f} dB"
-        print(f"| {name} | {c['flop_ratio']:.3f} ({c['loop_flop_ratio']:.3f}) | {c['wall_ratio']:.3f} | {ps} | "
+        print(f"| {name} | {c['flop_ratio']:.3f} ({c['loop_flop_ratio']:.3f}) | {c['wall_ratio']:.3f} ({c['cpu_ratio']:.3f}) | {ps} | "
               f"{c['fidelity']['edge_f']:.3f} | {c['fidelity']['delta_e']:.2f} | {calls} |")
     print(f"(load at the end {load_avg()})")
     return res
