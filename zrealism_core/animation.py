@@ -44,7 +44,7 @@ import numpy as np
 from .errors import InputError, ModelFileError
 from .imaging.images import resize_rgb, to_pil, to_rgb
 from .models.motion import MotionLora, MotionModel, as_motion_model, load_motion_lora, require_peft
-from .control.empty import switch_off_empty
+from .control.empty import switch_off_empty, window
 from .runtime.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET, GuidanceSchedule, scheduled
 from .runtime.guidance import check as check_guidance
 from .runtime.placement import estimate_memory, run_detection
@@ -381,11 +381,10 @@ def animate(
     _check_args(frames, fps, strength, steps, cfg, loop)
     if not 0.0 <= float(color_lock) <= 1.0:
         raise InputError(f"color_lock must be between 0 and 1; got {color_lock!r}.")
-    for name, value in (("depth_scale", depth_scale), ("pose_scale", pose_scale), ("sparsectrl_scale", sparsectrl_scale)):
-        if not 0.0 <= float(value) <= 5.0:
-            raise InputError(f"{name} must be between 0 and 5; got {value!r}.")
     if not 0.0 < float(control_end) <= 1.0:
         raise InputError(f"control_end must be above 0 and at most 1; got {control_end!r}.")
+    for kind, value in (("depth", depth_scale), ("pose", pose_scale), ("sparsectrl", sparsectrl_scale)):
+        window(kind, value, 0.0, float(control_end))  # the still's rule (every clip net acts from the start)
     check_guidance(cfg_end, control_budget)
     frames, steps = int(frames), int(steps)
     zp = _zpipe(pipe)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..adapters import views
 from ..control.detail import detail_control
-from ..control.empty import switch_off_empty
+from ..control.empty import switch_off_empty, window
 from ..control.maps import prepare_maps
 from ..models.detectors import using_store
 from ..errors import InputError
@@ -59,23 +59,6 @@ def _resize_mask(m: np.ndarray, h: int, w: int) -> np.ndarray:
 
     img = Image.fromarray(np.clip(m, 0, 1).astype(np.float32), mode="F").resize((w, h), Image.BILINEAR)
     return np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
-
-
-def _window(scale: float, start: float, end: float, name: str, notes: Optional[List[str]] = None) -> Tuple[float, float, float]:
-    """Validated (scale, start, end); an empty window means the net is off (scale 0), said in `notes`."""
-    for label, v in (("scale", scale), ("start", start), ("end", end)):
-        if not isinstance(v, (int, float)) or not np.isfinite(v):
-            raise InputError(f"{name} {label} must be a number; got {v!r}.")
-    if scale < 0:
-        raise InputError(f"{name} scale must be 0 or more; got {scale}.")
-    if not (0.0 <= start <= 1.0 and 0.0 <= end <= 1.0):
-        raise InputError(f"{name} start/end must be between 0 and 1; got {start}..{end}.")
-    if start >= end:
-        if scale > 0:
-            runtime.note(notes, f"{name} ControlNet off: start >= end ({name}_start {start:g}, {name}_end {end:g}); "
-                                f"lower {name}_start or raise {name}_end")
-        return 0.0, 0.0, 1.0  # diffusers rejects start >= end; such a window simply never applies
-    return float(scale), float(start), float(end)
 
 
 def _schedule_detail(schedule: guidance.GuidanceSchedule, cfg: float, n_steps: int) -> str:
@@ -176,8 +159,8 @@ def transform(
 
     timings: Dict[str, float] = {}
     notes: List[str] = []  # runtime.note(notes, ...) for everything switched off or changed on the user's behalf
-    d_scale, d_start, d_end = _window(depth_scale, depth_start, depth_end, "depth", notes)
-    p_scale, p_start, p_end = _window(pose_scale, pose_start, pose_end, "pose", notes)
+    d_scale, d_start, d_end = window("depth", depth_scale, depth_start, depth_end, notes)
+    p_scale, p_start, p_end = window("pose", pose_scale, pose_start, pose_end, notes)
     rgb = to_rgb(image, name="image")
     h0, w0 = rgb.shape[:2]
     h, w = round_to_8(h0, w0)
