@@ -23,7 +23,6 @@ import numpy as np
 
 from .hints import EmptyHintError, detail_hint, resolve_kind
 from .empty import switch_off_empty, window
-from ..errors import InputError
 from ..imaging.images import resize_rgb, to_rgb
 from ..runtime.fallback import note, stage
 
