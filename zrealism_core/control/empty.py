@@ -30,11 +30,11 @@ def window(kind: str, scale: float, start: float, end: float, notes: Optional[Li
     (0, 0, 1), with a note unless its scale was 0 already (diffusers rejects start >= end)."""
     for label, v in (("scale", scale), ("start", start), ("end", end)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
-            raise InputError(f"{kind}_{label} must be a number; got {v!r}.")
+            raise InputError(f"{kind} {label} must be a number; got {v!r}.")
     if not 0.0 <= scale <= MAX_SCALE:
-        raise InputError(f"{kind}_scale must be between 0 and {MAX_SCALE:g}; got {scale!r}.")
+        raise InputError(f"{kind} scale must be between 0 and {MAX_SCALE:g}; got {scale!r}.")
     if not (0.0 <= start <= 1.0 and 0.0 <= end <= 1.0):
-        raise InputError(f"{kind}_start/{kind}_end must be between 0 and 1; got {start}..{end}.")
+        raise InputError(f"{kind} start/end must be between 0 and 1; got {start}..{end}.")
     if start >= end:
         if scale > 0:
             note(notes, f"{kind} ControlNet off: start >= end, an empty window ({kind}_start {start:g}, {kind}_end {end:g}); "

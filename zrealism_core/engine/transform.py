@@ -179,8 +179,9 @@ def transform(
 
     own_chain = chain is None
     if own_chain:  # one job: its own chain (a node running a batch passes one chain for the batch)
-        chain = (runtime.FallbackChain(pipe.attempts(fallback), prepare=prepare, restore=restore or pipe.restore)
-                 if prepare is not None else pipe.chain(placement, fallback))
+        if prepare is not None:  # the older form of a placement: two callables
+            placement = runtime.CallbackPlacement(prepare, restore or pipe.restore)
+        chain = pipe.chain(placement, fallback)
     if depth_map is None or pose_map is None:
         run_detection(chain, pipe, detect, detect_resolution, timings)  # an error closes the chain
     else:
