@@ -138,6 +138,7 @@ def transform(
     """
     import torch
 
+    # 1. Check the arguments (a clear InputError before any work)
     if not isinstance(pipe, ZRealismPipeline) or pipe.sd is None:
         raise InputError("pipe must be a loaded pipeline from load_pipeline() (it may have been unloaded).")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
@@ -157,15 +158,18 @@ def transform(
     guidance.check(cfg_end, control_budget)
     seed = int(seed) & 0xFFFFFFFFFFFFFFFF
 
+    # 2. Which nets are off by their window (control/empty.py: the one rule, said in the notes)
     timings: Dict[str, float] = {}
     notes: List[str] = []  # runtime.note(notes, ...) for everything switched off or changed on the user's behalf
     d_scale, d_start, d_end = window("depth", depth_scale, depth_start, depth_end, notes)
     p_scale, p_start, p_end = window("pose", pose_scale, pose_start, pose_end, notes)
+    # 3. The image (and mask) at multiples of 8
     rgb = to_rgb(image, name="image")
     h0, w0 = rgb.shape[:2]
     h, w = round_to_8(h0, w0)
     rgb8 = resize_rgb(rgb, h, w)
     mask8 = _resize_mask(to_mask(mask, (h0, w0)), h, w) if mask is not None else None
+    # 4. The control maps: detected inside the OOM chain (detectors run where the job runs), or the given ones resized
     dirs = annotator_dirs if annotator_dirs is not None else pipe.annotator_dirs
     maps: Dict[str, np.ndarray] = {}
 
@@ -188,6 +192,7 @@ def transform(
         detect(chain.attempt)  # given maps: only resized
     depth8, pose8 = maps["maps"]
 
+    # 5. A map that says nothing turns its net off; the optional detail net joins as a third ControlNet
     init_pil, depth_pil, pose_pil = to_pil(rgb8), to_pil(depth8), to_pil(pose8)
     d_scale = switch_off_empty("depth", depth8, d_scale, detected=depth_map is None, notes=notes)
     p_scale = switch_off_empty("pose", pose8, p_scale, detected=pose_map is None, notes=notes)
@@ -199,6 +204,7 @@ def transform(
     if detail.active:
         control_images[2] = to_pil(detail.image)
 
+    # 6. The denoising job on one attempt: guidance schedule, prompt embeddings, img2img with the ControlNets
     def job(attempt: runtime.Attempt) -> Tuple[np.ndarray, int, runtime.Attempt]:
         schedule = guidance.GuidanceSchedule(float(cfg_end), control_budget)  # fresh per attempt
         step_cb = runtime.make_step_callback(
@@ -236,6 +242,7 @@ def transform(
                 )
         return np.asarray(out.images[0], dtype=np.float32), step_cb.steps_done, attempt
 
+    # 7. Run it in the OOM chain, the nets that are off left where they are
     with pipe.lock:
         pipe.sd.scheduler = make_scheduler(scheduler, pipe.base_scheduler_config)
         nets_off = [name for name, scale in zip(CONTROLNET_ROLES, control_scales) if scale == 0]  # not moved to the device
@@ -247,6 +254,7 @@ def transform(
             if own_chain:
                 chain.close()
 
+    # 8. Colour lock and the result
     if color_lock > 0:
         with runtime.stage("colour lock", timings):
             result = _color_lock(result, rgb8, mask8, strength=float(color_lock))
