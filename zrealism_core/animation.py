@@ -43,7 +43,7 @@ from .errors import InputError
 from .imaging.images import resize_rgb, to_pil, to_rgb
 from .models.motion_pipeline import (  # noqa: F401  (build_motion_unet, motion_pipeline, shares_unet_weights, share_motion_weights: public here too)
     ANIMATEDIFF_SCHEDULER_OVERRIDES, build_motion_unet, motion_pipeline, motion_scheduler, param_device_dtype, set_free_noise,
-    share_motion_weights, shares_unet_weights, still_pipeline,
+    run_sparsectrl, share_motion_weights, shares_unet_weights, still_pipeline,
 )
 from .models.motion import MotionLora, MotionModel, as_motion_model, load_motion_lora, require_peft
 from .control.empty import switch_off_empty, window
@@ -380,7 +380,7 @@ def animate(
                         fixed_prompt_encoding(mp, pos_embeds, neg_embeds), \
                         cancel_between_calls(mp.vae.decoder, cancel, "between VAE decode chunks"):
                     if sparsectrl is not None:
-                        out = _run_sparsectrl(mp, still_pil, n_gen, float(strength), float(sparsectrl_scale), loop, common)
+                        out = run_sparsectrl(mp, still_pil, n_gen, float(strength), float(sparsectrl_scale), loop, common)
                     else:
                         out = mp(
                             video=[still_pil] * n_gen, strength=float(strength),
@@ -433,41 +433,3 @@ def animate(
     clip.fps, clip.seed, clip.timings, clip.notes = float(fps), int(seed), timings, notes
     log.info("zrealism: animated %d frames %dx%d (%d denoising steps)", len(clip), w, h, step_cb.steps_done)
     return clip
-
-
-def _run_sparsectrl(mp: Any, still_pil: Any, n: int, strength: float, scale: float, loop: str, common: Dict[str, Any]) -> Any:
-    """SparseCtrl RGB keyframe mode (see the module doc).
-
-    AnimateDiffSparseControlNetPipeline is text-to-video; to keep the still's strength semantics it
-    starts from the noised still: DDIM's timesteps are cut to the last int(steps * strength) ones
-    (DDIM's step does not depend on the position in the list, unlike the multistep solvers) and
-    the initial latents are the still's latents noised to the first kept timestep.
-    """
-    import torch
-    from diffusers import DDIMScheduler
-    from diffusers.utils.torch_utils import randn_tensor
-
-    steps = int(common["num_inference_steps"])
-    keep = max(1, int(steps * strength))
-
-    class TailDDIM(DDIMScheduler):
-        def set_timesteps(self, num_inference_steps: int, device: Any = None) -> None:  # type: ignore[override]
-            super().set_timesteps(num_inference_steps, device=device)
-            self.timesteps = self.timesteps[-keep:]
-
-    mp.scheduler = TailDDIM.from_config(mp.scheduler.config)
-    device, dtype = mp._execution_device, mp.unet.dtype
-    generator = common["generator"]
-    pixels = torch.from_numpy(np.asarray(still_pil, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
-    pixels = pixels.to(device=device, dtype=mp.vae.dtype)
-    init = mp.vae.encode(pixels).latent_dist.mode() * mp.vae.config.scaling_factor  # as _encode_repeated_once
-    init = init.to(dtype)[:, :, None].repeat(1, 1, n, 1, 1)  # [1, C, frames, h, w]
-    mp.scheduler.set_timesteps(steps, device=device)
-    noise = randn_tensor(init.shape, generator=generator, device=device, dtype=dtype)
-    latents = mp.scheduler.add_noise(init, noise, mp.scheduler.timesteps[:1])
-    indices = [0] if loop == "off" or n < 2 else [0, n - 1]  # looping clips end on the still too
-    common = {k: v for k, v in common.items() if k != "decode_chunk_size"}  # this pipeline decodes all at once
-    return mp(
-        conditioning_frames=[still_pil] * len(indices), controlnet_frame_indices=indices, num_frames=n,
-        controlnet_conditioning_scale=scale, latents=latents, **common,
-    ).frames

@@ -164,3 +164,42 @@ def share_motion_weights(mp: Any) -> int:
     mp.unet.load_state_dict(state, strict=True, assign=True)
     log.info("zrealism: FreeNoise windows share the motion weights (%d tensors re-pointed, no copies)", len(shared))
     return len(shared)
+
+
+def run_sparsectrl(mp: Any, still_pil: Any, n: int, strength: float, scale: float, loop: str, common: Dict[str, Any]) -> Any:
+    """SparseCtrl RGB keyframe mode (zrealism_core.animation's module doc): the clip from the noised still.
+
+    AnimateDiffSparseControlNetPipeline is text-to-video; to keep the still's strength semantics it
+    starts from the noised still: DDIM's timesteps are cut to the last int(steps * strength) ones
+    (DDIM's step does not depend on the position in the list, unlike the multistep solvers) and
+    the initial latents are the still's latents noised to the first kept timestep.
+    """
+    import numpy as np
+    import torch
+    from diffusers import DDIMScheduler
+    from diffusers.utils.torch_utils import randn_tensor
+
+    steps = int(common["num_inference_steps"])
+    keep = max(1, int(steps * strength))
+
+    class TailDDIM(DDIMScheduler):
+        def set_timesteps(self, num_inference_steps: int, device: Any = None) -> None:  # type: ignore[override]
+            super().set_timesteps(num_inference_steps, device=device)
+            self.timesteps = self.timesteps[-keep:]
+
+    mp.scheduler = TailDDIM.from_config(mp.scheduler.config)
+    device, dtype = mp._execution_device, mp.unet.dtype
+    generator = common["generator"]
+    pixels = torch.from_numpy(np.asarray(still_pil, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+    pixels = pixels.to(device=device, dtype=mp.vae.dtype)
+    init = mp.vae.encode(pixels).latent_dist.mode() * mp.vae.config.scaling_factor  # as _encode_repeated_once
+    init = init.to(dtype)[:, :, None].repeat(1, 1, n, 1, 1)  # [1, C, frames, h, w]
+    mp.scheduler.set_timesteps(steps, device=device)
+    noise = randn_tensor(init.shape, generator=generator, device=device, dtype=dtype)
+    latents = mp.scheduler.add_noise(init, noise, mp.scheduler.timesteps[:1])
+    indices = [0] if loop == "off" or n < 2 else [0, n - 1]  # looping clips end on the still too
+    common = {k: v for k, v in common.items() if k != "decode_chunk_size"}  # this pipeline decodes all at once
+    return mp(
+        conditioning_frames=[still_pil] * len(indices), controlnet_frame_indices=indices, num_frames=n,
+        controlnet_conditioning_scale=scale, latents=latents, **common,
+    ).frames
