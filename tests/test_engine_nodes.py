@@ -146,7 +146,7 @@ def test_sampler_cancel_stops_within_one_step(pack, comfy_fakes, tiny_set):
 
 REAL_COMFY_SCRIPT = textwrap.dedent(
     """
-    import importlib.util, os, shutil, sys, tempfile
+    import os, shutil, sys, tempfile
     comfy_dir, repo, models = sys.argv[1:4]
     sys.path.insert(0, comfy_dir)
     import comfy.options
@@ -159,9 +159,9 @@ REAL_COMFY_SCRIPT = textwrap.dedent(
     def hook(value, total, preview, node_id=None):  # what ComfyUI's server installs
         mm.throw_exception_if_processing_interrupted()
     comfy.utils.set_progress_bar_global_hook(hook)
-    spec = importlib.util.spec_from_file_location("zrealism_pack", os.path.join(repo, "__init__.py"),
-                                                  submodule_search_locations=[repo])
-    pack = importlib.util.module_from_spec(spec); sys.modules["zrealism_pack"] = pack; spec.loader.exec_module(pack)
+    sys.path.append(repo)  # after ComfyUI's folder: its top-level `nodes` stays ComfyUI's
+    from workflows.object_info import load_pack
+    pack = load_pack()
     assert not pack.nodes.LOAD_ERRORS, pack.nodes.LOAD_ERRORS
     L = pack.nodes.NODE_CLASS_MAPPINGS["ZRealism_ModelLoader"]()
     S = pack.nodes.NODE_CLASS_MAPPINGS["ZRealism_DualControlNetSampler"]()
