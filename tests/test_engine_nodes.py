@@ -117,7 +117,7 @@ def test_sampler_params_override_widgets(pack, comfy_fakes, tiny_set):
     image = torch.from_numpy(rand_image(16, 16, 0)[None])
     out, _, _, _ = _sampler(pack).sample(pipe, image, depth_map=_maps(1, (16, 16)), pose_map=_maps(1, (16, 16)), params=params, **SAMPLE)
     assert comfy_fakes.utils.bars[-1].updates == [(1, 3), (2, 3), (3, 3)]
-    merged = pack.nodes.dual_controlnet_sampler.apply_params(dict(SAMPLE), params)
+    merged = pack.zrealism_core.settings.apply_params(dict(SAMPLE), params)
     assert merged["depth_end"] == merged["pose_end"] == 0.5 and merged["steps"] == 3 and merged["cfg"] == 1.0
 
 

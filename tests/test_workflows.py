@@ -26,7 +26,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
 RELEASED = REPO / "tests" / "data" / "released_workflows"
-EXPECTED = ("zrealism_still", "zrealism_video", "zrealism_custom_maps", "zrealism_still_detail", "zrealism_still_native")
+EXPECTED = ("zrealism_still", "zrealism_video", "zrealism_custom_maps", "zrealism_still_detail", "zrealism_still_native",
+            "zrealism_identity")
 UI_ONLY = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}

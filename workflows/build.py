@@ -71,11 +71,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.screenshots:
         for path in write_screenshots(args.screenshots, [wf.name for wf in workflows()]):
             print("wrote: " + str(path.relative_to(REPO)))
-    if not args.check:
-        for wf in workflows():
-            if not (HERE / f"{wf.name}.jpg").is_file() and (HERE / f"{wf.name}.json").is_file():
-                print("wrote (schematic thumbnail; --screenshots makes the real one): "
-                      + str(write_schematic(wf.name).relative_to(REPO)))
     if not CORE_OBJECT_INFO.is_file():
         print(f"missing {CORE_OBJECT_INFO} (core node definitions)", file=sys.stderr)
         return 2
@@ -89,6 +84,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             path.write_text(text)
     for path in stale:
         print(("stale: " if args.check else "wrote: ") + str(path.relative_to(REPO)))
+    if not args.check:  # drawn from the graphs just written, so a new workflow gets its picture on the first run
+        for wf in workflows():
+            if not (HERE / f"{wf.name}.jpg").is_file():
+                print("wrote (schematic thumbnail; --screenshots makes the real one): "
+                      + str(write_schematic(wf.name).relative_to(REPO)))
     return 1 if (args.check and stale) else 0
 
 

@@ -25,8 +25,36 @@ LINEART = Model("control_v11p_sd15_lineart_fp16.safetensors",
 MOTION = Model("mm_sd_v15_v2.ckpt", "https://huggingface.co/guoyww/animatediff/resolve/main/mm_sd_v15_v2.ckpt",
                "animatediff_models")
 
+# The identity graph's defaults, from the drawn-input practice in the research notes
+# (shared/docs/practitioners-and-speed.md); IDENTITY_NOTE tells the user why.
+IDENTITY_LORA_STRENGTH = 0.7
+IDENTITY_IP_WEIGHT = 0.7
+IDENTITY_NOTE = f"""
+
+Identity: the drawing's own character in the photo and the clip. The pipe runs Model Loader -> LoRA Loader -> \
+IP-Adapter, and the sampler (with the line-art detail net) and AnimateDiff Fuse both use it.
+
+Why these defaults (drawn input):
+- IP-Adapter plus, fed the prepared drawing: plain and plus IP-Adapters carry identity and palette; FaceID does not \
+work on drawn faces (InsightFace finds no face on toon input, and its models are not trained for cartoons: \
+cubiq/ComfyUI_IPAdapter_plus#620). Weight {IDENTITY_IP_WEIGHT}, above the node's 0.6, because the same pipe drives \
+the clip, and repeating the still per frame loses detail, for which a high-weight IP-Adapter is the usual fix \
+(AnimateDiff-Evolved#187); not higher, because the reference is a drawing and more weight copies its flat shading back.
+- LoRA at {IDENTITY_LORA_STRENGTH}: ControlNet alone keeps the structure but loses character detail, a LoRA alone keeps \
+the character but loses the structure, so they go together. Here the depth, pose and line-art nets hold the \
+structure, and below 1 the LoRA adds photo texture without overriding them. A few-step LoRA (LCM, TCD, Hyper-SD) \
+works too: sampler scheduler lcm or tcd, and disconnect params to set steps 8 and cfg 1-1.5 by hand.
+- Line-art detail net (not Tile): line-art control is the standard in cartoon-to-real workflows, and Tile shifts \
+colours on anime images (Mikubill/sd-webui-controlnet#1225). detail_end 0.8 leaves the last steps for photo texture."""
+
 SUBJECT = "a young woman in a pink dress"
-NATIVE_LORA = "realism_lora_sd15.safetensors"  # a placeholder the user replaces (the native graph's LoRA is off: strength 0)
+# A placeholder the user replaces with their own realism LoRA (no stable download to name; the native
+# graph's LoRA is off: strength 0)
+REALISM_LORA = "realism_lora_sd15.safetensors"
+IP_PLUS = Model("ip-adapter-plus_sd15.safetensors",
+                "https://huggingface.co/h94/IP-Adapter/resolve/main/models/ip-adapter-plus_sd15.safetensors", "ipadapter")
+CLIP_H = Model("CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",  # the repo's models/image_encoder/model.safetensors, renamed
+               "https://huggingface.co/h94/IP-Adapter/resolve/main/models/image_encoder/model.safetensors", "clip_vision")
 NOTE_MODELS = """Z-Realism: drawing -> photo (SD1.5 img2img + depth and OpenPose ControlNets)
 
 Models (ComfyUI/models/...):
@@ -67,6 +95,36 @@ def _still_core(image: Source, sampler_links: Dict[str, Source], x0: float = 0.0
     ]
 
 
+def _with_detail_net(core: List[Node]) -> List[Node]:
+    """The still core with the line-art detail net: the loader loads it, the sampler uses it for the first 80% of
+    the steps (detail_hint auto = lineart, from the file name)."""
+    for node in core:
+        if node.id == 5:
+            node.models = node.models + [LINEART]
+            node.widgets["detail_controlnet"] = LINEART.name
+        elif node.id == 6:
+            node.widgets.update(detail_scale=0.55, detail_end=0.8, detail_hint="auto")
+    return core
+
+
+def _clip(pipe: Source, y0: float, prefix: str = "ZRealism/clip") -> List[Node]:
+    """Motion loader -> AnimateDiff Fuse (the still core's still, maps and params) -> Save Video, and an
+    evaluator on the frames (ids 13-17)."""
+    return [
+        Node(13, "ZRealism_MotionModelLoader", (760, y0), models=[MOTION], widgets={"motion_model": MOTION.name}),
+        Node(14, "ZRealism_AnimateDiffFuse", (1140, y0), widgets={"seed": 42}, width=340,
+             links={"pipe": pipe, "motion": (13, "motion"), "still": (6, "image"),
+                    "prompt": (3, "positive"), "negative": (3, "negative"), "depth_map": (6, "depth_map"),
+                    "pose_map": (6, "pose_map"), "mask": (2, "mask"), "params": (3, "params")}),
+        Node(15, "ZRealism_SaveVideo", (1540, y0), widgets={"filename_prefix": prefix},
+             links={"frames": (14, "frames"), "fps": (14, "fps")}),
+        Node(16, "ZRealism_FidelityEvaluator", (1540, y0 + 420), title="Fidelity Evaluator (clip)",
+             links={"source": (2, "image"), "result": (14, "frames"), "mask": (2, "mask"),
+                    "depth_map": (6, "depth_map"), "pose_map": (6, "pose_map")}),
+        Node(17, "PreviewImage", (1920, y0 + 420), title="Fidelity panel (clip)", links={"images": (16, "panel")}),
+    ]
+
+
 def workflows() -> List[Workflow]:
     still = Workflow("zrealism_still", [
         Node(1, "LoadImage", (0, 0), title="Character drawing", widgets={"image": "example.png"}),
@@ -92,28 +150,11 @@ def workflows() -> List[Workflow]:
             + "\n\nVideo: AnimateDiff Fuse animates the still (strength = how far frames may move from it), guided by "
               "the still's own depth and pose maps, colours locked to the still. Fidelity Evaluator (bottom) scores the "
               "frames against the drawing, plus temporal consistency."),
-        Node(13, "ZRealism_MotionModelLoader", (760, 900), models=[MOTION], widgets={"motion_model": MOTION.name}),
-        Node(14, "ZRealism_AnimateDiffFuse", (1140, 900), widgets={"seed": 42}, width=340,
-             links={"pipe": (5, "pipe"), "motion": (13, "motion"), "still": (6, "image"),
-                    "prompt": (3, "positive"), "negative": (3, "negative"), "depth_map": (6, "depth_map"),
-                    "pose_map": (6, "pose_map"), "mask": (2, "mask"), "params": (3, "params")}),
-        Node(15, "ZRealism_SaveVideo", (1540, 900), widgets={"filename_prefix": "ZRealism/clip"},
-             links={"frames": (14, "frames"), "fps": (14, "fps")}),
-        Node(16, "ZRealism_FidelityEvaluator", (1540, 1320), title="Fidelity Evaluator (clip)",
-             links={"source": (2, "image"), "result": (14, "frames"), "mask": (2, "mask"),
-                    "depth_map": (6, "depth_map"), "pose_map": (6, "pose_map")}),
-        Node(17, "PreviewImage", (1920, 1320), title="Fidelity panel (clip)", links={"images": (16, "panel")}),
+        *_clip((5, "pipe"), 900),
     ])
-    detail_core = _still_core((1, "IMAGE"), {})
-    for node in detail_core:
-        if node.id == 5:  # the loader gets the optional detail net
-            node.models = node.models + [LINEART]
-            node.widgets["detail_controlnet"] = LINEART.name
-        elif node.id == 6:  # the sampler uses it for the first 80% of the steps; auto = lineart from the file name
-            node.widgets.update(detail_scale=0.55, detail_end=0.8, detail_hint="auto")
     detail = Workflow("zrealism_still_detail", [
         Node(1, "LoadImage", (0, 0), title="Character drawing", widgets={"image": "example.png"}),
-        *detail_core,
+        *_with_detail_net(_still_core((1, "IMAGE"), {})),
         Node(10, "Note", (0, 420), width=700, height=380, text=NOTE_MODELS.format(
             extra=f"- controlnet/{LINEART.name} (the detail ControlNet; control_v11f1e_sd15_tile, "
                   "control_v11p_sd15s2_lineart_anime or control_v11p_sd15_canny work too)\n")
@@ -122,6 +163,31 @@ def workflows() -> List[Workflow]:
               "the image itself, keeps layout and colours; canny -> edges). The analyzer's params set detail_scale "
               "(0 for photos); detail_end 0.8 leaves the last steps free for photo texture. The evaluator reports "
               "control fidelity (edge_f, depth_corr, pose_pck) in its JSON."),
+    ])
+    identity_core = _with_detail_net(_still_core((1, "IMAGE"), {}))
+    for node in identity_core:
+        if node.id == 6:  # the sampler samples on the LoRA + IP-Adapter pipe
+            node.links["pipe"] = (19, "pipe")
+        elif node.id == 7:
+            node.widgets["filename_prefix"] = "ZRealism/identity"
+    identity = Workflow("zrealism_identity", [
+        Node(1, "LoadImage", (0, 0), title="Character drawing", widgets={"image": "example.png"}),
+        *identity_core,
+        Node(18, "ZRealism_LoraLoader", (760, 830), title="Realism LoRA (select yours)",
+             widgets={"lora_name": REALISM_LORA, "strength": IDENTITY_LORA_STRENGTH}, links={"pipe": (5, "pipe")}),
+        Node(19, "ZRealism_IPAdapter", (760, 980), title="IP-Adapter: the drawing as image prompt",
+             models=[IP_PLUS, CLIP_H],
+             widgets={"ipadapter": IP_PLUS.name, "clip_vision": CLIP_H.name, "weight": IDENTITY_IP_WEIGHT},
+             links={"pipe": (18, "pipe"), "image": (2, "image")}),
+        *_clip((19, "pipe"), 1240, prefix="ZRealism/identity_clip"),
+        Node(10, "Note", (0, 420), width=700, height=760, text=NOTE_MODELS.format(
+            extra=f"- controlnet/{LINEART.name} (the detail ControlNet)\n"
+                  f"- ipadapter/{IP_PLUS.name} and clip_vision/{CLIP_H.name} (h94/IP-Adapter's "
+                  "models/image_encoder/model.safetensors, renamed)\n"
+                  f"- loras/: your SD1.5 realism LoRA (the graph names {REALISM_LORA}: select yours, or bypass the "
+                  "LoRA Loader with Ctrl+B)\n"
+                  "- animatediff_models/mm_sd_v15_v2.ckpt (AnimateDiff motion module)\n")
+            + IDENTITY_NOTE),
     ])
     native = Workflow("zrealism_still_native", [
         Node(1, "LoadImage", (0, 0), title="Character drawing", widgets={"image": "example.png"}),
@@ -134,7 +200,7 @@ def workflows() -> List[Workflow]:
         # ComfyUI's own sampling chain: any LoRA, IPAdapter_plus, FreeU... plugs in here
         Node(20, "CheckpointLoaderSimple", (0, 760), models=[BASE], widgets={"ckpt_name": BASE.name}),
         Node(21, "LoraLoader", (380, 760), title="Load LoRA (your realism LoRA; strength 0 = off)",
-             widgets={"lora_name": NATIVE_LORA, "strength_model": 0.0, "strength_clip": 0.0},
+             widgets={"lora_name": REALISM_LORA, "strength_model": 0.0, "strength_clip": 0.0},
              links={"model": (20, "MODEL"), "clip": (20, "CLIP")}),
         Node(22, "CLIPTextEncode", (760, 760), title="Positive (from the analyzer)",
              links={"clip": (21, "CLIP"), "text": (3, "positive")}),
@@ -163,7 +229,7 @@ def workflows() -> List[Workflow]:
             "strengths and end, steps, cfg, denoise), Z-Realism Control Maps (offline depth + OpenPose maps) and the "
             "Fidelity Evaluator, with core Load Checkpoint -> Load LoRA -> CLIP Text Encode -> Apply ControlNet x2 -> "
             "KSampler in between, so any LoRA, IPAdapter_plus or FreeU node plugs in as usual.\n\n"
-            f"Load LoRA: put an SD1.5 realism LoRA in models/loras and select it (the graph names {NATIVE_LORA}); "
+            f"Load LoRA: put an SD1.5 realism LoRA in models/loras and select it (the graph names {REALISM_LORA}); "
             "raise both strengths (0.6-0.8), or bypass the node.\n\n" + NOTE_MODELS.format(extra=""))),
     ])
-    return [still, video, custom, detail, native]
+    return [still, video, custom, detail, native, identity]

@@ -325,7 +325,8 @@ def _tiny_choice(cls: str, name: str, value: str, choices: List[str], names: Dic
     if cls == "ControlNetLoader":
         return names["native_pose" if "pose" in value.lower() else "native_depth"]
     low = (name + " " + value).lower()
-    for role, keys in (("detail", ("detail_controlnet",)), ("depth", ("depth",)), ("pose", ("pose",)),
+    for role, keys in (("lora", ("lora_name",)), ("ipadapter", ("ipadapter ",)), ("clip_vision", ("clip_vision ",)),
+                       ("detail", ("detail_controlnet",)), ("depth", ("depth",)), ("pose", ("pose",)),
                        ("motion", ("motion", "mm_", "animatediff")),
                        ("checkpoint", ("ckpt", "checkpoint", "base", "model", "v1-5"))):
         hits = [c for c in choices if names[role] in c]  # a diffusers folder is listed as "[diffusers] name"
