@@ -155,7 +155,7 @@ def resolve(target: str, widgets: Dict[str, Any], params: Any = None, preset: st
     2. `params`: a connected ZREALISM_PARAMS replaces the settings of PARAMS_OVERRIDE (apply_params); its
        detail_scale only where `pipe` has a detail net (control.detail.scale_from_params);
     3. `explicit`: what a `zrealism run` user set on the command line (a node has none: its widgets come first);
-    4. `preset`: cfg_end, control_budget and the control ends capped (apply_preset).
+    4. `preset`: cfg_end, control_budget, the still's step reuse and the control ends capped (apply_preset).
 
     target: "still" or "clip". Notes say when the combination turned a net off through a setting the
     params replaced (window_notes), which the net's own off-line (control.empty.window) cannot know.
