@@ -23,6 +23,7 @@ from server import PromptServer
 
 _refs: dict = {}   # label -> weakref.ref
 _held: list = []   # the planted leak: strong references kept on purpose
+_state: dict = {}
 
 
 def _add(label, obj) -> None:
@@ -54,6 +55,11 @@ class ZRealismTest_MemoryProbe:
             _add(f"model patcher {i}", patcher)
         store = pipe.extras.get("detectors")
         detectors = sys.modules[type(store).__module__]  # the pack's zrealism_core.models.detectors, however it is named
+        # the job's OpenPose detector through the pack's own loader and store: the one the sampler used, or (when
+        # ComfyUI evicted it for room during the job) loaded again the same way, so there is always one to watch
+        _state["openpose was in the store"] = any(k[0] == "openpose" for k in store)
+        with detectors.using_store(store):
+            detectors.openpose(pipe.annotator_dirs, "cpu", False, False)
         others = [o for o in gc.get_objects() if isinstance(o, detectors.DetectorStore) and o is not store]
         caches = [("pipeline store", store), ("core cache", detectors._cache)] + [(f"node store {i}", o) for i, o in enumerate(others)]
         for where, cache in caches:
@@ -73,7 +79,7 @@ async def alive(request):
     gc.collect()
     ours = [lm for lm in mm.current_loaded_models if type(getattr(lm.model, "model", None)).__name__ == "ZRealismModule"]
     return web.json_response({"recorded": sorted(_refs), "alive": sorted(k for k, r in _refs.items() if r() is not None),
-                              "loaded_models": len(ours)})
+                              "loaded_models": len(ours), **_state})
 
 
 @PromptServer.instance.routes.post("/zrealism_test/let_go")
