@@ -5,14 +5,10 @@ from __future__ import annotations
 from typing import Any, Tuple
 
 from . import bridge, detail_inputs
+from .inputs import float_input
 from .speed_inputs import speed_inputs
-from ..zrealism_core.control.detail import scale_from_params
 from ..zrealism_core.errors import InputError
-from ..zrealism_core.settings import CLIP_DEFAULTS as D, apply_params, apply_preset
-
-
-def _float(default: float, lo: float, hi: float, step: float, tooltip: str) -> tuple:
-    return ("FLOAT", {"default": default, "min": lo, "max": hi, "step": step, "tooltip": tooltip})
+from ..zrealism_core.settings import CLIP_DEFAULTS as D, resolve
 
 
 class ZRealism_AnimateDiffFuse:
@@ -48,18 +44,18 @@ class ZRealism_AnimateDiffFuse:
                                         "tooltip": "What to avoid (e.g. 'flicker, deformed, cartoon')."}),
                 "frames": ("INT", {"default": 16, "min": 1, "max": 256,
                                    "tooltip": "Number of frames. Above the motion model's window (32; 24 for v1) FreeNoise windows keep it coherent. Time grows with frames."}),
-                "fps": _float(8.0, 1.0, 60.0, 1.0, "Playback frame rate passed to the fps output (AnimateDiff was trained at about 8 fps)."),
-                "strength": _float(0.5, 0.05, 1.0, 0.01, "How far frames may move away from the still: 0.3 = subtle motion, 0.6 = more motion and less fidelity. Runs int(steps x strength) steps."),
+                "fps": float_input(8.0, 1.0, 60.0, 1.0, "Playback frame rate passed to the fps output (AnimateDiff was trained at about 8 fps)."),
+                "strength": float_input(0.5, 0.05, 1.0, 0.01, "How far frames may move away from the still: 0.3 = subtle motion, 0.6 = more motion and less fidelity. Runs int(steps x strength) steps."),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
                                  "tooltip": "Noise seed; the same seed and settings give the same clip."}),
                 "steps": ("INT", {"default": 20, "min": 1, "max": 100, "tooltip": "Steps of the full schedule (the clip runs int(steps x strength) of them)."}),
-                "cfg": _float(7.0, 0.0, 30.0, 0.1, "How strongly the prompt steers; 1 or less turns guidance off (about 2x faster)."),
+                "cfg": float_input(7.0, 0.0, 30.0, 0.1, "How strongly the prompt steers; 1 or less turns guidance off (about 2x faster)."),
                 "loop": (["off", "crossfade", "pingpong"], {"default": "off",
                                                             "tooltip": "off; crossfade = extra tail frames blended into the first ones so the clip loops seamlessly (same length); pingpong = play forward then backward."}),
-                "color_lock": _float(1.0, 0.0, 1.0, 0.05, "Pull each frame's colours (LAB mean/spread) toward the still, inside the mask if connected. 0 = off, 1 = full."),
-                "depth_scale": _float(D["depth_scale"], 0.0, 2.0, 0.05, "Strength of the depth ControlNet on every frame; 0 turns it off." + override),
-                "pose_scale": _float(D["pose_scale"], 0.0, 2.0, 0.05, "Strength of the OpenPose ControlNet on every frame; 0 turns it off." + override),
-                "control_end": _float(D["control_end"], 0.05, 1.0, 0.01, "Fraction of the schedule the ControlNets act in." + override),
+                "color_lock": float_input(1.0, 0.0, 1.0, 0.05, "Pull each frame's colours (LAB mean/spread) toward the still, inside the mask if connected. 0 = off, 1 = full."),
+                "depth_scale": float_input(D["depth_scale"], 0.0, 2.0, 0.05, "Strength of the depth ControlNet on every frame; 0 turns it off." + override),
+                "pose_scale": float_input(D["pose_scale"], 0.0, 2.0, 0.05, "Strength of the OpenPose ControlNet on every frame; 0 turns it off." + override),
+                "control_end": float_input(D["control_end"], 0.05, 1.0, 0.01, "Fraction of the schedule the ControlNets act in." + override),
             },
             "optional": {
                 "depth_map": ("IMAGE", {"tooltip": "The still's depth map (the sampler's depth_map output); without it the map is detected from the still. One for all stills or one per still."}),
@@ -87,45 +83,31 @@ class ZRealism_AnimateDiffFuse:
             raise InputError("pipe must come from Z-Realism Model Loader.")
         if not isinstance(motion, MotionModel):
             raise InputError("motion must come from Z-Realism Motion Model Loader.")
-        v = apply_params(dict(depth_scale=depth_scale, pose_scale=pose_scale, control_end=control_end,
-                              detail_scale=detail_scale), params, "clip")
-        d_scale = scale_from_params(pipe, detail_scale, v)
-        v = apply_preset(dict(v, cfg_end=cfg_end, control_budget=control_budget, detail_end=detail_end), preset, "clip")
-        stills = bridge.image_to_numpy(still)
-        batch = len(stills)
-        depths = bridge.image_to_numpy(depth_map) if depth_map is not None else None
-        poses = bridge.image_to_numpy(pose_map) if pose_map is not None else None
-        masks = bridge.mask_to_numpy(mask) if mask is not None else None
-        details = bridge.image_to_numpy(detail_map) if detail_map is not None else None
-        for name, items in (("depth_map", depths), ("pose_map", poses), ("mask", masks), ("detail_map", details)):
-            if items is not None:
-                bridge.check_batch(name, items, batch)
+        widgets = dict(depth_scale=depth_scale, pose_scale=pose_scale, control_end=control_end, detail_scale=detail_scale,
+                       detail_end=detail_end, cfg_end=cfg_end, control_budget=control_budget)
+        v = resolve("clip", widgets, params, preset, pipe=pipe).values
+        shapes = []
 
-        per_clip = max(expected_steps(int(steps), float(strength)), 1)
-        steps_of = bridge.batch_progress(batch * per_clip)  # progress + the middle frame's preview per step
-        # one OOM chain for the batch; inside ComfyUI its memory manager also tracks the motion modules
-        chain = pipe.chain(bridge.placement(pipe))
-        bridge.check_interrupted()
-        out, notes = [], []
-        for i, img in enumerate(stills):
+        def job(i: int, img: Any, given: dict, **hooks: Any) -> Any:
             clip = animate(
                 pipe, img, motion_adapter=motion, frames=int(frames), fps=float(fps), strength=float(strength),
                 seed=int(seed) + i, steps=int(steps), cfg=float(cfg), prompt=prompt, negative=negative,
-                depth_map=bridge.pick(depths, i) if depths is not None else None,
-                pose_map=bridge.pick(poses, i) if poses is not None else None,
-                mask=bridge.pick(masks, i) if masks is not None else None,
+                depth_map=given["depth_map"], pose_map=given["pose_map"], mask=given["mask"],
                 depth_scale=v["depth_scale"], pose_scale=v["pose_scale"], control_end=v["control_end"],
-                loop=loop, color_lock=float(color_lock), chain=chain, cancel=bridge.cancel_check(),
-                **steps_of(i * per_clip),  # progress (raises on Cancel) and the preview
-                **detail_inputs.kwargs(d_scale, detail_start, v["detail_end"], detail_hint, details, i),
-                cfg_end=float(v["cfg_end"]), control_budget=v["control_budget"],
+                loop=loop, color_lock=float(color_lock),
+                **detail_inputs.kwargs(v["detail_scale"], detail_start, v["detail_end"], detail_hint, given["detail_map"]),
+                cfg_end=float(v["cfg_end"]), control_budget=v["control_budget"], **hooks,
             )
-            if out and clip[0].shape != out[0].shape:
+            if shapes and clip[0].shape != shapes[0]:
                 raise InputError("the stills of a batch must have the same size to give one IMAGE batch of frames.")
-            out.extend(clip)
-            notes.append((f"clip {i + 1}", clip.notes))
-        chain.close()  # the next batch starts from the top of the chain (an error closes it on the way out)
-        return bridge.numpy_to_image(out), float(fps), job_report(notes)
+            shapes.append(clip[0].shape)
+            return clip
+
+        # one OOM chain for the batch; inside ComfyUI its memory manager also tracks the motion modules
+        clips, notes = bridge.run_batch(
+            pipe, still, job, steps_per_image=expected_steps(int(steps), float(strength)), label="clip",
+            images=dict(depth_map=depth_map, pose_map=pose_map, detail_map=detail_map), masks=dict(mask=mask))
+        return bridge.numpy_to_image([frame for clip in clips for frame in clip]), float(fps), job_report(notes)
 
 
 NODE_CLASS_MAPPINGS = {"ZRealism_AnimateDiffFuse": ZRealism_AnimateDiffFuse}

@@ -61,17 +61,12 @@ class ZRealism_ControlMaps:
         from ..zrealism_core.models.detectors import using_store
         from ..zrealism_core.imaging.images import to_mask
 
-        images = bridge.image_to_numpy(image)
-        masks = bridge.mask_to_numpy(mask) if mask is not None else None
-        if masks is not None:
-            bridge.check_batch("mask", masks, len(images))
         device, _ = bridge.engine_device_dtype("auto", "auto")
         device = "cpu" if str(device) == "cpu" else str(device)
         depths, poses = [], []
         with using_store(shared_detector_store()):
-            for i, rgb in enumerate(images):
-                bridge.check_interrupted()
-                m = to_mask(bridge.pick(masks, i), rgb.shape[:2], name="mask") if masks is not None else None
+            for _i, rgb, given in bridge.each_image(image, masks=dict(mask=mask), cancel=True):
+                m = to_mask(given["mask"], rgb.shape[:2], name="mask") if given["mask"] is not None else None
                 maps = prepare_maps(rgb, method=depth_method, annotator_dirs=bridge.annotator_dirs(),
                                     resolution=int(detect_resolution), device=device, mask=m)
                 depths.append(maps.depth)

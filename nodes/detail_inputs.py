@@ -1,7 +1,7 @@
 """The detail ControlNet's optional inputs, shared by the sampler and AnimateDiff Fuse (core: zrealism_core.control.detail)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict
 
 from ..zrealism_core.control.hints import DETAIL_HINTS
 
@@ -30,9 +30,7 @@ def optional_inputs() -> Dict[str, tuple]:
     }
 
 
-def kwargs(scale: float, start: float, end: float, hint: str, maps: Optional[Sequence[Any]], i: int) -> Dict[str, Any]:
-    """transform()/animate() keyword arguments for image `i` of a batch."""
-    from . import bridge
-
+def kwargs(scale: float, start: float, end: float, hint: str, detail_map: Any) -> Dict[str, Any]:
+    """transform()/animate() keyword arguments for one image of a batch (detail_map: its map or None)."""
     return dict(detail_scale=float(scale), detail_start=float(start), detail_end=float(end), detail_hint=hint,
-                detail_map=bridge.pick(maps, i) if maps is not None else None)
+                detail_map=detail_map)

@@ -5,14 +5,11 @@ from __future__ import annotations
 from typing import Any, Tuple
 
 from . import bridge, detail_inputs
+from .inputs import float_input
 from .speed_inputs import speed_inputs
-from ..zrealism_core.control.detail import scale_from_params
 from ..zrealism_core.errors import InputError
-from ..zrealism_core.settings import SAMPLER_DEFAULTS as D, apply_params, apply_preset, window_notes
+from ..zrealism_core.settings import SAMPLER_DEFAULTS as D, resolve
 from ..zrealism_core.models.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
-
-def _float(default: float, lo: float, hi: float, step: float, tooltip: str) -> tuple:
-    return ("FLOAT", {"default": default, "min": lo, "max": hi, "step": step, "tooltip": tooltip})
 
 
 class ZRealism_DualControlNetSampler:
@@ -48,17 +45,17 @@ class ZRealism_DualControlNetSampler:
                                  "tooltip": "Noise seed; the same seed and settings give the same image. Image i of a batch uses seed + i."}),
                 "steps": ("INT", {"default": D["steps"], "min": 1, "max": 150,
                                   "tooltip": "Sampling steps of the full schedule; img2img runs int(steps x denoise) of them." + override}),
-                "cfg": _float(D["cfg"], 0.0, 30.0, 0.1, "How strongly the prompt steers (classifier-free guidance); 1 or less turns it off." + override),
-                "denoise": _float(D["denoise"], 0.01, 1.0, 0.01, "How much of the drawing is repainted: 0.4 keeps it close, 0.7 gives more realism." + override),
-                "depth_scale": _float(D["depth_scale"], 0.0, 2.0, 0.05, "Strength of the depth ControlNet (geometry); 0 turns it off." + override),
-                "pose_scale": _float(D["pose_scale"], 0.0, 2.0, 0.05, "Strength of the OpenPose ControlNet (pose); 0 turns it off." + override),
-                "depth_start": _float(D["depth_start"], 0.0, 1.0, 0.01, "Fraction of the schedule at which the depth ControlNet starts acting."),
-                "depth_end": _float(D["depth_end"], 0.0, 1.0, 0.01, "Fraction of the schedule at which the depth ControlNet stops (end <= start turns it off)." + override.replace("Replaced", "Replaced (control_end)")),
-                "pose_start": _float(D["pose_start"], 0.0, 1.0, 0.01, "Fraction of the schedule at which the OpenPose ControlNet starts acting."),
-                "pose_end": _float(D["pose_end"], 0.0, 1.0, 0.01, "Fraction of the schedule at which the OpenPose ControlNet stops (end <= start turns it off)." + override.replace("Replaced", "Replaced (control_end)")),
+                "cfg": float_input(D["cfg"], 0.0, 30.0, 0.1, "How strongly the prompt steers (classifier-free guidance); 1 or less turns it off." + override),
+                "denoise": float_input(D["denoise"], 0.01, 1.0, 0.01, "How much of the drawing is repainted: 0.4 keeps it close, 0.7 gives more realism." + override),
+                "depth_scale": float_input(D["depth_scale"], 0.0, 2.0, 0.05, "Strength of the depth ControlNet (geometry); 0 turns it off." + override),
+                "pose_scale": float_input(D["pose_scale"], 0.0, 2.0, 0.05, "Strength of the OpenPose ControlNet (pose); 0 turns it off." + override),
+                "depth_start": float_input(D["depth_start"], 0.0, 1.0, 0.01, "Fraction of the schedule at which the depth ControlNet starts acting."),
+                "depth_end": float_input(D["depth_end"], 0.0, 1.0, 0.01, "Fraction of the schedule at which the depth ControlNet stops (end <= start turns it off)." + override.replace("Replaced", "Replaced (control_end)")),
+                "pose_start": float_input(D["pose_start"], 0.0, 1.0, 0.01, "Fraction of the schedule at which the OpenPose ControlNet starts acting."),
+                "pose_end": float_input(D["pose_end"], 0.0, 1.0, 0.01, "Fraction of the schedule at which the OpenPose ControlNet stops (end <= start turns it off)." + override.replace("Replaced", "Replaced (control_end)")),
                 "scheduler": (list(SCHEDULER_NAMES), {"default": DEFAULT_SCHEDULER,
                                                        "tooltip": "Sampler: dpmpp_2m_karras (good at 20-30 steps), euler, euler_ancestral, dpmpp_2m, ddim, unipc."}),
-                "color_lock": _float(D["color_lock"], 0.0, 1.0, 0.05, "Colour lock strength: pulls the result's colours (LAB mean/spread) toward the drawing's "
+                "color_lock": float_input(D["color_lock"], 0.0, 1.0, 0.05, "Colour lock strength: pulls the result's colours (LAB mean/spread) toward the drawing's "
                                      "inside the mask, countering img2img's saturation loss. 0 = off, 1 = full."),
                 "depth_method": (["auto", "depth_anything", "midas"], {
                     "default": "auto",
@@ -92,49 +89,32 @@ class ZRealism_DualControlNetSampler:
 
         if not isinstance(pipe, ZRealismPipeline):
             raise InputError("pipe must come from Z-Realism Model Loader.")
-        v = apply_params(dict(steps=steps, cfg=cfg, denoise=denoise, depth_scale=depth_scale, pose_scale=pose_scale,
-                              depth_end=depth_end, pose_end=pose_end, detail_scale=detail_scale), params)
-        d_scale = scale_from_params(pipe, detail_scale, v)
-        v = apply_preset(dict(v, cfg_end=cfg_end, control_budget=control_budget, detail_end=detail_end), preset, "still")
-        images = bridge.image_to_numpy(image)
-        batch = len(images)
-        masks = bridge.mask_to_numpy(mask) if mask is not None else None
-        depths = bridge.image_to_numpy(depth_map) if depth_map is not None else None
-        poses = bridge.image_to_numpy(pose_map) if pose_map is not None else None
-        details = bridge.image_to_numpy(detail_map) if detail_map is not None else None
-        for name, items in (("mask", masks), ("depth_map", depths), ("pose_map", poses), ("detail_map", details)):
-            if items is not None:
-                bridge.check_batch(name, items, batch)
+        widgets = dict(steps=steps, cfg=cfg, denoise=denoise, depth_scale=depth_scale, pose_scale=pose_scale,
+                       depth_start=depth_start, depth_end=depth_end, pose_start=pose_start, pose_end=pose_end,
+                       detail_scale=detail_scale, detail_end=detail_end, cfg_end=cfg_end, control_budget=control_budget)
+        settings = resolve("still", widgets, params, preset, pipe=pipe)
+        v = settings.values
 
-        per_image = max(expected_steps(int(v["steps"]), float(v["denoise"])), 1)
-        steps_of = bridge.batch_progress(batch * per_image)  # progress + ComfyUI's latent preview per step
-        chain = pipe.chain(bridge.placement(pipe))  # one OOM chain for the batch (ComfyUI's memory manager inside ComfyUI)
-        bridge.check_interrupted()
-        results, dmaps, pmaps, notes = [], [], [], []
-        for i, img in enumerate(images):
-            r = transform(
-                pipe, img,
-                mask=bridge.pick(masks, i) if masks is not None else None,
-                depth_map=bridge.pick(depths, i) if depths is not None else None,
-                pose_map=bridge.pick(poses, i) if poses is not None else None,
+        def job(i: int, img: Any, given: dict, **hooks: Any) -> Any:
+            return transform(
+                pipe, img, mask=given["mask"], depth_map=given["depth_map"], pose_map=given["pose_map"],
                 prompt=prompt, negative=negative, seed=int(seed) + i,
                 steps=int(v["steps"]), cfg=float(v["cfg"]), denoise=float(v["denoise"]),
                 depth_scale=float(v["depth_scale"]), pose_scale=float(v["pose_scale"]),
-                depth_start=float(depth_start), depth_end=float(v["depth_end"]),
-                pose_start=float(pose_start), pose_end=float(v["pose_end"]),
-                scheduler=scheduler, color_lock=float(color_lock), chain=chain, cancel=bridge.cancel_check(),
+                depth_start=float(v["depth_start"]), depth_end=float(v["depth_end"]),
+                pose_start=float(v["pose_start"]), pose_end=float(v["pose_end"]),
+                scheduler=scheduler, color_lock=float(color_lock),
                 depth_method=depth_method, detect_resolution=int(detect_resolution),
-                **steps_of(i * per_image),
-                **detail_inputs.kwargs(d_scale, detail_start, v["detail_end"], detail_hint, details, i),
-                cfg_end=float(v["cfg_end"]), control_budget=v["control_budget"],
+                **detail_inputs.kwargs(v["detail_scale"], detail_start, v["detail_end"], detail_hint, given["detail_map"]),
+                cfg_end=float(v["cfg_end"]), control_budget=v["control_budget"], **hooks,
             )
-            results.append(r.image)
-            dmaps.append(r.depth_map)
-            pmaps.append(r.pose_map)
-            notes.append((f"image {i + 1}", r.notes))
-        chain.close()  # the next batch starts from the top of the chain (an error closes it on the way out)
-        notes.insert(0, ("params", window_notes(v, params, dict(depth_start=depth_start, pose_start=pose_start))))
-        return bridge.numpy_to_image(results), bridge.numpy_to_image(dmaps), bridge.numpy_to_image(pmaps), job_report(notes)
+
+        results, notes = bridge.run_batch(
+            pipe, image, job, steps_per_image=expected_steps(int(v["steps"]), float(v["denoise"])),
+            images=dict(depth_map=depth_map, pose_map=pose_map, detail_map=detail_map), masks=dict(mask=mask))
+        notes.insert(0, ("params", settings.notes))
+        return (bridge.numpy_to_image([r.image for r in results]), bridge.numpy_to_image([r.depth_map for r in results]),
+                bridge.numpy_to_image([r.pose_map for r in results]), job_report(notes))
 
 
 NODE_CLASS_MAPPINGS = {"ZRealism_DualControlNetSampler": ZRealism_DualControlNetSampler}

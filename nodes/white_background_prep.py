@@ -69,15 +69,10 @@ class ZRealism_WhiteBackgroundPrep:
 
     def prepare(self, image, tolerance=12.0, grabcut=False, feather=0.0, grow=0, long_side=0,
                 mask_is_background=True, mask: Optional[Any] = None):
-        frames = bridge.image_to_numpy(image)
-        masks = bridge.mask_to_numpy(mask) if mask is not None else None
-        if masks is not None:
-            bridge.check_batch("mask", masks, len(frames))
         out_images, out_masks = [], []
-        for i, frame in enumerate(frames):
-            m = None
-            if masks is not None:
-                m = bridge.pick(masks, i)
+        for _i, frame, given in bridge.each_image(image, masks=dict(mask=mask)):
+            m = given["mask"]
+            if m is not None:
                 if mask_is_background:
                     m = (1.0 - m) if _mask_has_background(m) else None
                 elif float(m.min()) >= 1.0:

@@ -1,7 +1,6 @@
 """Shared test set-up: offline hub, the pack loaded as a package, a few image helpers."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -17,21 +16,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-PACK_NAME = "zrealism_pack"
+if str(REPO) not in sys.path:  # `pytest` (not `python -m pytest`) does not put the repo on the path
+    sys.path.insert(0, str(REPO))
 
-
-def load_pack():
-    """Import the repo root the way ComfyUI does: as a package (under a name of our own, since
-    ComfyUI's own top-level `nodes` module would clash with ours)."""
-    if PACK_NAME in sys.modules:
-        return sys.modules[PACK_NAME]
-    spec = importlib.util.spec_from_file_location(
-        PACK_NAME, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_NAME] = module
-    spec.loader.exec_module(module)
-    return module
+from workflows.object_info import load_pack  # noqa: E402  (the one pack loader, shared with workflows/build.py)
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ def test_registers_zrealism_annotators_then_controlnet_aux_ckpts(bridge, tmp_pat
     aux.mkdir(parents=True)
     (custom_nodes / "some_other_pack" / "ckpts").mkdir(parents=True)
     fake = _fake_folder_paths(models, custom_nodes)
-    monkeypatch.setattr(bridge, "folder_paths", fake)
+    monkeypatch.setattr(bridge.host, "folder_paths", fake)
     dirs = bridge.annotator_dirs()
     assert dirs == [str(models / "zrealism_annotators"), str(aux)]
     assert "zrealism_annotators" in fake.folder_names_and_paths  # registered with ComfyUI
@@ -40,13 +40,13 @@ def test_aux_env_folder_and_no_aux_pack(bridge, tmp_path, monkeypatch):
     models, custom_nodes, env_dir = tmp_path / "models", tmp_path / "custom_nodes", tmp_path / "aux_env"
     custom_nodes.mkdir()
     env_dir.mkdir()
-    monkeypatch.setattr(bridge, "folder_paths", _fake_folder_paths(models, custom_nodes))
+    monkeypatch.setattr(bridge.host, "folder_paths", _fake_folder_paths(models, custom_nodes))
     monkeypatch.setenv("AUX_ANNOTATOR_CKPTS_PATH", str(env_dir))
     assert bridge.annotator_dirs() == [str(models / "zrealism_annotators"), str(env_dir)]
 
 
 def test_outside_comfyui_only_a_neighbouring_aux_pack_is_searched(bridge, monkeypatch):
-    monkeypatch.setattr(bridge, "folder_paths", None)
+    monkeypatch.setattr(bridge.host, "folder_paths", None)
     dirs = bridge.annotator_dirs()  # no ComfyUI: no model folders, and no error
     assert all(d.lower().replace("-", "_").rstrip("/\\").endswith("ckpts") and "comfyui_controlnet_aux" in d.lower() for d in dirs)
 
@@ -59,6 +59,6 @@ def test_nodes_dirs_feed_the_core_search(bridge, tmp_path, monkeypatch):
     target.mkdir(parents=True)
     for name in ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth"):
         (target / name).write_bytes(b"x")
-    monkeypatch.setattr(bridge, "folder_paths", _fake_folder_paths(models, custom_nodes))
+    monkeypatch.setattr(bridge.host, "folder_paths", _fake_folder_paths(models, custom_nodes))
     files = annotators.locate_openpose(bridge.annotator_dirs(), include_hand=True, include_face=True)
     assert files["facenet.pth"] == target / "facenet.pth"

@@ -117,7 +117,7 @@ def test_sampler_params_override_widgets(pack, comfy_fakes, tiny_set):
     image = torch.from_numpy(rand_image(16, 16, 0)[None])
     out, _, _, _ = _sampler(pack).sample(pipe, image, depth_map=_maps(1, (16, 16)), pose_map=_maps(1, (16, 16)), params=params, **SAMPLE)
     assert comfy_fakes.utils.bars[-1].updates == [(1, 3), (2, 3), (3, 3)]
-    merged = pack.nodes.dual_controlnet_sampler.apply_params(dict(SAMPLE), params)
+    merged = pack.zrealism_core.settings.apply_params(dict(SAMPLE), params)
     assert merged["depth_end"] == merged["pose_end"] == 0.5 and merged["steps"] == 3 and merged["cfg"] == 1.0
 
 
@@ -146,7 +146,7 @@ def test_sampler_cancel_stops_within_one_step(pack, comfy_fakes, tiny_set):
 
 REAL_COMFY_SCRIPT = textwrap.dedent(
     """
-    import importlib.util, os, shutil, sys, tempfile
+    import os, shutil, sys, tempfile
     comfy_dir, repo, models = sys.argv[1:4]
     sys.path.insert(0, comfy_dir)
     import comfy.options
@@ -159,9 +159,9 @@ REAL_COMFY_SCRIPT = textwrap.dedent(
     def hook(value, total, preview, node_id=None):  # what ComfyUI's server installs
         mm.throw_exception_if_processing_interrupted()
     comfy.utils.set_progress_bar_global_hook(hook)
-    spec = importlib.util.spec_from_file_location("zrealism_pack", os.path.join(repo, "__init__.py"),
-                                                  submodule_search_locations=[repo])
-    pack = importlib.util.module_from_spec(spec); sys.modules["zrealism_pack"] = pack; spec.loader.exec_module(pack)
+    sys.path.append(repo)  # after ComfyUI's folder: its top-level `nodes` stays ComfyUI's
+    from workflows.object_info import load_pack
+    pack = load_pack()
     assert not pack.nodes.LOAD_ERRORS, pack.nodes.LOAD_ERRORS
     L = pack.nodes.NODE_CLASS_MAPPINGS["ZRealism_ModelLoader"]()
     S = pack.nodes.NODE_CLASS_MAPPINGS["ZRealism_DualControlNetSampler"]()

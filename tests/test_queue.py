@@ -27,8 +27,9 @@ from zrealism_core.queue.client import Job, submit  # noqa: E402
 from zrealism_core.runner import RunOptions  # noqa: E402
 from zrealism_core.testing.fleet import RedisServer, Worker  # noqa: E402
 
-TIME_LIMIT = 24  # s per job: Redis redelivers a vanished worker's job after 1.5x this (37 s)
-FAST = dict(size=64, steps=4)
+TIME_LIMIT = 40  # s per job: Redis redelivers a vanished worker's job after 1.5x this (60 s)
+QUICK = {"detect_resolution": 64}  # the tiny detectors at the tiny image's size (512 took most of a job on 2 busy cores)
+FAST = dict(size=64, steps=4, sampler=QUICK)
 
 
 class Fleet:
@@ -234,7 +235,7 @@ def test_bad_input_fails_with_zrealism_runs_message_and_worker_goes_on(fleet, tm
             job.result(timeout=120)
         assert job.state == "FAILURE"
         expected = _run_error(["run", str(image), "--models", str(fleet.models), "--out", str(tmp_path / "o"),
-                               "--size", "64", "--steps", "4", "--device", "cpu", "--no-progress", *extra], capsys)
+                               "--size", "64", "--steps", "4", "--detect-resolution", "64", "--device", "cpu", "--no-progress", *extra], capsys)
         assert job.error == expected == str(info.value)
     # both workers are still up and take the next job
     assert len(fleet.alive()) == 2
@@ -248,7 +249,7 @@ def test_bad_input_fails_with_zrealism_runs_message_and_worker_goes_on(fleet, tm
 
 def test_cancel_stops_within_a_step_and_leaves_nothing(fleet, tmp_path):
     image = drawing(tmp_path, 43)
-    job = submit(image, RunOptions(size=64, steps=400, denoise=1.0), broker=fleet.redis.url)
+    job = submit(image, RunOptions(size=64, steps=400, denoise=1.0, sampler=QUICK), broker=fleet.redis.url)
     wait_for(job, lambda s, m: s == "SYNTHESIZING" and m.get("step", 0) >= 2)
     asked_at = job.meta["step"]
     job.cancel()
@@ -261,7 +262,7 @@ def test_cancel_stops_within_a_step_and_leaves_nothing(fleet, tmp_path):
     assert int(m.group(1)) <= asked_at + 2 and int(m.group(2)) == 400
     from zrealism_core.queue.jobs import JobSpec
 
-    name = JobSpec.for_image(image, RunOptions(size=64, steps=400, denoise=1.0)).name
+    name = JobSpec.for_image(image, RunOptions(size=64, steps=400, denoise=1.0, sampler=QUICK)).name
     assert not [p for p in fleet.out.iterdir() if name in p.name]
     # a job cancelled while queued never starts
     assert submit(drawing(tmp_path, 44), RunOptions(**FAST), broker=fleet.redis.url).result(timeout=120)
@@ -271,7 +272,7 @@ def test_cli_submit_status_result_cancel(fleet, tmp_path, capsys):
     folder = tmp_path / "sheets"
     drawing(folder, 50), drawing(folder, 51)
     capsys.readouterr()
-    assert main(["submit", str(folder), "--broker", fleet.redis.url, "--size", "64", "--steps", "4"]) == 0
+    assert main(["submit", str(folder), "--broker", fleet.redis.url, "--size", "64", "--steps", "4", "--detect-resolution", "64"]) == 0
     ids = capsys.readouterr().out.split()
     assert len(ids) == 2
     for job_id in ids:
@@ -292,7 +293,7 @@ def test_poison_job_fails_after_two_attempts(fleet, tmp_path):
     import signal
 
     image = drawing(tmp_path, 60)
-    job = submit(image, RunOptions(size=64, steps=400, denoise=1.0), broker=fleet.redis.url)
+    job = submit(image, RunOptions(size=64, steps=400, denoise=1.0, sampler=QUICK), broker=fleet.redis.url)
     kills = 0
     end = time.monotonic() + 240
     while job.state not in states.DONE:
@@ -317,7 +318,7 @@ def test_poison_job_fails_after_two_attempts(fleet, tmp_path):
 
 def test_redis_restart_while_jobs_are_queued(fleet, tmp_path):
     images = [drawing(tmp_path, 70 + i) for i in range(6)]
-    jobs = [submit(p, RunOptions(size=64, steps=20, denoise=1.0), broker=fleet.redis.url) for p in images]
+    jobs = [submit(p, RunOptions(size=64, steps=20, denoise=1.0, sampler=QUICK), broker=fleet.redis.url) for p in images]
     wait_for(jobs[0], lambda s, m: s == "SYNTHESIZING")
     fleet.redis.restart(down_s=2.0)
     results = [j.result(timeout=300) for j in jobs]
@@ -330,7 +331,7 @@ def test_redis_restart_while_jobs_are_queued(fleet, tmp_path):
 
 def test_worker_killed_mid_job_is_redelivered_to_another_and_finishes_once(fleet, tmp_path):
     image = drawing(tmp_path, 80)
-    options = RunOptions(size=64, steps=60, denoise=1.0)
+    options = RunOptions(size=64, steps=60, denoise=1.0, sampler=QUICK)
     job = submit(image, options, broker=fleet.redis.url)
     wait_for(job, lambda s, m: s == "SYNTHESIZING" and m.get("step", 0) >= 2)
     victim_name = job.meta["worker"].split("@")[0]

@@ -198,8 +198,7 @@ def run_image(
     from .imaging.images import load_image, save_image
     from .evaluation.panel import render_panel
     from .runtime.guidance import DEFAULT_CFG_END, DEFAULT_CONTROL_BUDGET
-    from .control.detail import scale_from_params
-    from .settings import CLIP_DEFAULTS, SAMPLER_DEFAULTS, apply_params, apply_preset
+    from .settings import CLIP_DEFAULTS, SAMPLER_DEFAULTS, resolve
     from .prep import prepare_white_background
 
     if image is None:
@@ -237,14 +236,13 @@ def run_image(
             prep = prepare_white_background(image, long_side=int(options.size or 0))
         with timed("analyze"):
             analysis = analyze(prep.image, prep.mask, subject=options.subject)
-        # The sampler node's widget defaults, replaced by the analyzer's params (as when wired), then
-        # by what the user set explicitly on the command line.
-        settings = apply_params(dict(SAMPLER_DEFAULTS), analysis.params)
-        settings["detail_scale"] = scale_from_params(pipe, SAMPLER_DEFAULTS["detail_scale"], settings)
+        # As the sampler node resolves them (settings.resolve): its widget defaults, replaced by the analyzer's
+        # params (as when wired), then by what the user set explicitly on the command line, then the preset.
         speed = dict(cfg_end=DEFAULT_CFG_END, control_budget=DEFAULT_CONTROL_BUDGET, detail_end=1.0)
         given = {k: v for k, v in (("steps", options.steps), ("denoise", options.denoise)) if v is not None}
-        settings = {**settings, **speed, **given, **options.sampler}
-        settings = apply_preset(settings, options.preset, "still")  # as the node: after params and widgets
+        still_settings = resolve("still", {**SAMPLER_DEFAULTS, **speed}, analysis.params, options.preset, pipe=pipe,
+                                 explicit={**given, **options.sampler})
+        settings = still_settings.values
         positive = options.prompt or analysis.positive
         negative = options.negative or analysis.negative
         extra = {"scheduler": options.scheduler} if options.scheduler else {}
@@ -272,9 +270,7 @@ def run_image(
             from .animation import animate
 
             # AnimateDiff Fuse's defaults, replaced by the analyzer's params, as in the video workflow
-            clip_settings = apply_params(dict(CLIP_DEFAULTS), analysis.params, "clip")
-            clip_settings["detail_scale"] = scale_from_params(pipe, CLIP_DEFAULTS["detail_scale"], clip_settings)
-            clip_settings = apply_preset(dict(clip_settings, **speed), options.preset, "clip")
+            clip_settings = resolve("clip", {**CLIP_DEFAULTS, **speed}, analysis.params, options.preset, pipe=pipe).values
             with timed("video"):
                 frames = animate(
                     pipe, still.image, motion_adapter=motion_adapter, frames=int(options.frames), fps=options.fps,
@@ -318,7 +314,7 @@ def run_image(
         "video_settings": clip_settings,
         "device": {"device": still.device, "dtype": still.dtype, "fallback": still.fallback},
         # what the still / clip switched off or changed on the user's behalf (runtime.note), as the nodes' report
-        "notes": {"still": list(still.notes), "video": list(getattr(frames, "notes", [])) if frames is not None else None},
+        "notes": {"still": still_settings.notes + list(still.notes), "video": list(getattr(frames, "notes", [])) if frames is not None else None},
         "still": report.to_dict(),
         "video": video_report.to_dict() if video_report is not None else None,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},

@@ -1,14 +1,17 @@
-"""How analyzer recommendations (RecommendedParams, the ZREALISM_PARAMS node type) override settings.
+"""The settings a job runs with: the defaults, the analyzer's params override, the speed presets, and
+the one resolver, resolve(target, widgets, params, preset), that the sampler node, the AnimateDiff Fuse
+node and the `zrealism run` command (still and clip) all call, so a graph and the command give the same result.
 
-One rule, one table (PARAMS_OVERRIDE), for the sampler node, the AnimateDiff Fuse node and the
-`zrealism run` command, so a graph and the command give the same result. Each row says which
+How analyzer recommendations (RecommendedParams, the ZREALISM_PARAMS node type) override settings:
+one rule, one table (PARAMS_OVERRIDE). Each row says which
 settings a RecommendedParams field replaces in the still (sampler node, `zrealism run`'s still)
 and in the clip (AnimateDiff Fuse, `zrealism run --video`). To let params replace another setting,
 add it to a row (or add a row); nothing else needs to change.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
 
 # The sampler's own defaults (the node's widget defaults and `zrealism run`'s starting point).
 SAMPLER_DEFAULTS: Dict[str, Any] = {
@@ -127,3 +130,36 @@ def preset_report(control_end: float) -> str:
     end = min(float(control_end), float(PRESETS["fast"]["control_end_max"]))
     return (f"Preset 'fast' (sampler / AnimateDiff Fuse `preset`, `zrealism run --preset fast`): control end "
             f"{float(control_end):.2f} -> {end:.2f}, steps unchanged; {PRESET_TRADE_OFFS['fast']}.")
+
+
+# ------------------------------------------------------------------ the one resolver
+
+@dataclass
+class Resolved:
+    """What resolve() decided: the settings to run with, and why any of them turned a net off."""
+    values: Dict[str, Any]
+    notes: List[str] = field(default_factory=list)
+
+
+def resolve(target: str, widgets: Dict[str, Any], params: Any = None, preset: str = DEFAULT_PRESET, *,
+            pipe: Any = None, explicit: Optional[Dict[str, Any]] = None) -> Resolved:
+    """The settings of one job, in the one order every caller uses:
+
+    1. `widgets`: the node's widget values (`zrealism run`: the node's defaults);
+    2. `params`: a connected ZREALISM_PARAMS replaces the settings of PARAMS_OVERRIDE (apply_params); its
+       detail_scale only where `pipe` has a detail net (control.detail.scale_from_params);
+    3. `explicit`: what a `zrealism run` user set on the command line (a node has none: its widgets come first);
+    4. `preset`: cfg_end, control_budget and the control ends capped (apply_preset).
+
+    target: "still" or "clip". Notes say when the combination turned a net off through a setting the
+    params replaced (window_notes), which the net's own off-line (control.empty.window) cannot know.
+    """
+    from .control.detail import scale_from_params
+
+    values = apply_params(dict(widgets), params, target)
+    if "detail_scale" in widgets:
+        values["detail_scale"] = scale_from_params(pipe, widgets["detail_scale"], values)
+    values.update(explicit or {})
+    values = apply_preset(values, preset, target)
+    notes = window_notes(values, params, values) if target == "still" else []
+    return Resolved(values, notes)

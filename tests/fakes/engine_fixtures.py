@@ -3,7 +3,7 @@
 - tiny_set: tiny random-weight models written once per test process (LDM single file + config
   folder, diffusers folder, ControlNets in both layouts, a VAE) - zrealism_core.testing.tiny_models.
 - tiny_pipe: the tiny single file + ControlNets loaded on the CPU (fp32), once per process.
-- comfy_fakes: installs tests/fakes/{folder_paths, comfy.*} in sys.modules and points nodes/bridge.py
+- comfy_fakes: installs tests/fakes/{folder_paths, comfy.*} in sys.modules and points nodes/bridge/host.py
   at them for one test; yields a namespace with the fake modules and a models root to fill.
 """
 from __future__ import annotations
@@ -105,11 +105,12 @@ def comfy_fakes(monkeypatch, tmp_path, pack):
     mm.reset()
     cu.bars.clear()
     bridge = pack.nodes.bridge
-    monkeypatch.setattr(bridge, "folder_paths", fp)
-    monkeypatch.setattr(bridge, "model_management", mm)
-    monkeypatch.setattr(bridge, "comfy_utils", cu)
-    monkeypatch.setattr(bridge, "latent_formats", lf)
-    monkeypatch.setattr(bridge, "latent_preview", lp)
+    host = pack.nodes.bridge.host  # the bridge's ComfyUI modules live there
+    monkeypatch.setattr(host, "folder_paths", fp)
+    monkeypatch.setattr(host, "model_management", mm)
+    monkeypatch.setattr(host, "comfy_utils", cu)
+    monkeypatch.setattr(host, "latent_formats", lf)
+    monkeypatch.setattr(host, "latent_preview", lp)
     try:
         yield types.SimpleNamespace(model_management=mm, model_patcher=mp, patcher_extension=pe, utils=cu, folder_paths=fp,
                                     latent_preview=lp,

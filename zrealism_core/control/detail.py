@@ -22,8 +22,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from .hints import EmptyHintError, detail_hint, resolve_kind
-from .empty import switch_off_empty
-from ..errors import InputError
+from .empty import switch_off_empty, window
 from ..imaging.images import resize_rgb, to_rgb
 from ..runtime.fallback import note, stage
 
@@ -65,35 +64,23 @@ def scale_from_params(pipe: Any, own: float, values: dict) -> float:
     return float(values.get("detail_scale", own))
 
 
-def _window(scale: Any, start: Any, end: Any) -> tuple:
-    for label, v in (("detail_scale", scale), ("detail_start", start), ("detail_end", end)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
-            raise InputError(f"{label} must be a number; got {v!r}.")
-    if scale < 0:
-        raise InputError(f"detail_scale must be 0 or more; got {scale}.")
-    if not (0.0 <= start <= 1.0 and 0.0 <= end <= 1.0):
-        raise InputError(f"detail_start/detail_end must be between 0 and 1; got {start}..{end}.")
-    return float(scale), float(start), float(end)
-
-
 def detail_control(pipe: Any, rgb: np.ndarray, *, scale: float = 0.0, start: float = 0.0, end: float = 1.0,
                    hint: str = "auto", given: Any = None, notes: Optional[List[str]] = None,
                    timings: Optional[Dict[str, float]] = None) -> DetailControl:
     """The detail net's part of a job on the prepared image `rgb` (H,W,3 at the job's size). See the module doc.
     timings gets a "detail hint" entry when a hint is computed."""
-    scale, start, end = _window(scale, start, end)
     name = (getattr(pipe, "sources", None) or {}).get("detail_controlnet")
-    kind = resolve_kind(hint, name)  # validates `hint` even when the net is off
     present = getattr(pipe, "detail_controlnet", None) is not None
+    asked = scale
+    # validated by the one rule; an empty window turns the net off, said only where the net is loaded
+    scale, start, end = window("detail", scale, start, end, notes if present else None)
+    kind = resolve_kind(hint, name)  # validates `hint` even when the net is off
     if not present:
-        if scale > 0:
-            note(notes, f"detail_scale {scale:g} ignored: no detail ControlNet is loaded (choose one in the Model Loader's "
+        if asked > 0:
+            note(notes, f"detail_scale {asked:g} ignored: no detail ControlNet is loaded (choose one in the Model Loader's "
                         "detail_controlnet, or load_pipeline(detail_controlnet=...))")
         return DetailControl(False, None)
     if scale == 0.0:
-        return DetailControl(True, None)
-    if start >= end:
-        note(notes, f"detail ControlNet off: its window {start:g}..{end:g} is empty (detail_end must be above detail_start)")
         return DetailControl(True, None)
     h, w = rgb.shape[:2]
     if given is not None:

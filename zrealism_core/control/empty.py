@@ -1,6 +1,10 @@
-"""A ControlNet whose map says nothing is switched off (scale 0: SkippingMultiControlNet skips its forward).
+"""Whether a ControlNet is off, decided and said in one place for the still, the clip and the detail net.
 
-One decision for every map, detected or given, for the still and the clip:
+A net is off (scale 0: SkippingMultiControlNet skips its forward, placement does not move it) when
+- its scale is 0;
+- its window is empty (window(): start >= end), e.g. a start widget at or after an end the connected
+  params set (settings.resolve says that part);
+- its map says nothing (switch_off_empty), one decision for every map, detected or given:
 - pose: no keypoints drawn - nothing brighter than near-black (OpenPose maps are coloured limbs on
   black; a detector that found nobody returns a black map). A pose forward is ~20% of a step.
 - any other map (depth, detail...): no contrast - the whole map is one grey level, within noise.
@@ -9,14 +13,34 @@ The switch-off is never silent: runtime.note logs it and adds it to the result's
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
+from ..errors import InputError
 from ..runtime.fallback import note
 
 POSE_BLACK = 10.0 / 255.0      # brightest pixel of a pose map with nothing drawn on it (compression noise)
 FLAT_CONTRAST = 2.0 / 255.0    # max - min of a map with no contrast (one grey level, give or take rounding)
+MAX_SCALE = 5.0                # far past any useful strength (the nodes stop at 2); above it is a typo
+
+
+def window(kind: str, scale: float, start: float, end: float, notes: Optional[List[str]] = None) -> Tuple[float, float, float]:
+    """The `kind` net's validated (scale, start, end). An empty window (start >= end) turns the net off:
+    (0, 0, 1), with a note unless its scale was 0 already (diffusers rejects start >= end)."""
+    for label, v in (("scale", scale), ("start", start), ("end", end)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise InputError(f"{kind} {label} must be a number; got {v!r}.")
+    if not 0.0 <= scale <= MAX_SCALE:
+        raise InputError(f"{kind} scale must be between 0 and {MAX_SCALE:g}; got {scale!r}.")
+    if not (0.0 <= start <= 1.0 and 0.0 <= end <= 1.0):
+        raise InputError(f"{kind} start/end must be between 0 and 1; got {start}..{end}.")
+    if start >= end:
+        if scale > 0:
+            note(notes, f"{kind} ControlNet off: start >= end, an empty window ({kind}_start {start:g}, {kind}_end {end:g}); "
+                        f"lower {kind}_start or raise {kind}_end")
+        return 0.0, 0.0, 1.0
+    return float(scale), float(start), float(end)
 
 
 def empty_reason(kind: str, rgb: Optional[np.ndarray], *, detected: bool) -> Optional[str]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..adapters import views
 from ..control.detail import detail_control
-from ..control.empty import switch_off_empty
+from ..control.empty import switch_off_empty, window
 from ..control.maps import prepare_maps
 from ..models.detectors import using_store
 from ..errors import InputError
@@ -59,23 +59,6 @@ def _resize_mask(m: np.ndarray, h: int, w: int) -> np.ndarray:
 
     img = Image.fromarray(np.clip(m, 0, 1).astype(np.float32), mode="F").resize((w, h), Image.BILINEAR)
     return np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
-
-
-def _window(scale: float, start: float, end: float, name: str, notes: Optional[List[str]] = None) -> Tuple[float, float, float]:
-    """Validated (scale, start, end); an empty window means the net is off (scale 0), said in `notes`."""
-    for label, v in (("scale", scale), ("start", start), ("end", end)):
-        if not isinstance(v, (int, float)) or not np.isfinite(v):
-            raise InputError(f"{name} {label} must be a number; got {v!r}.")
-    if scale < 0:
-        raise InputError(f"{name} scale must be 0 or more; got {scale}.")
-    if not (0.0 <= start <= 1.0 and 0.0 <= end <= 1.0):
-        raise InputError(f"{name} start/end must be between 0 and 1; got {start}..{end}.")
-    if start >= end:
-        if scale > 0:
-            runtime.note(notes, f"{name} ControlNet off: start >= end ({name}_start {start:g}, {name}_end {end:g}); "
-                                f"lower {name}_start or raise {name}_end")
-        return 0.0, 0.0, 1.0  # diffusers rejects start >= end; such a window simply never applies
-    return float(scale), float(start), float(end)
 
 
 def _schedule_detail(schedule: guidance.GuidanceSchedule, cfg: float, n_steps: int) -> str:
@@ -155,6 +138,7 @@ def transform(
     """
     import torch
 
+    # 1. Check the arguments (a clear InputError before any work)
     if not isinstance(pipe, ZRealismPipeline) or pipe.sd is None:
         raise InputError("pipe must be a loaded pipeline from load_pipeline() (it may have been unloaded).")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
@@ -174,15 +158,18 @@ def transform(
     guidance.check(cfg_end, control_budget)
     seed = int(seed) & 0xFFFFFFFFFFFFFFFF
 
+    # 2. Which nets are off by their window (control/empty.py: the one rule, said in the notes)
     timings: Dict[str, float] = {}
     notes: List[str] = []  # runtime.note(notes, ...) for everything switched off or changed on the user's behalf
-    d_scale, d_start, d_end = _window(depth_scale, depth_start, depth_end, "depth", notes)
-    p_scale, p_start, p_end = _window(pose_scale, pose_start, pose_end, "pose", notes)
+    d_scale, d_start, d_end = window("depth", depth_scale, depth_start, depth_end, notes)
+    p_scale, p_start, p_end = window("pose", pose_scale, pose_start, pose_end, notes)
+    # 3. The image (and mask) at multiples of 8
     rgb = to_rgb(image, name="image")
     h0, w0 = rgb.shape[:2]
     h, w = round_to_8(h0, w0)
     rgb8 = resize_rgb(rgb, h, w)
     mask8 = _resize_mask(to_mask(mask, (h0, w0)), h, w) if mask is not None else None
+    # 4. The control maps: detected inside the OOM chain (detectors run where the job runs), or the given ones resized
     dirs = annotator_dirs if annotator_dirs is not None else pipe.annotator_dirs
     maps: Dict[str, np.ndarray] = {}
 
@@ -196,14 +183,16 @@ def transform(
 
     own_chain = chain is None
     if own_chain:  # one job: its own chain (a node running a batch passes one chain for the batch)
-        chain = (runtime.FallbackChain(pipe.attempts(fallback), prepare=prepare, restore=restore or pipe.restore)
-                 if prepare is not None else pipe.chain(placement, fallback))
+        if prepare is not None:  # the older form of a placement: two callables
+            placement = runtime.CallbackPlacement(prepare, restore or pipe.restore)
+        chain = pipe.chain(placement, fallback)
     if depth_map is None or pose_map is None:
         run_detection(chain, pipe, detect, detect_resolution, timings)  # an error closes the chain
     else:
         detect(chain.attempt)  # given maps: only resized
     depth8, pose8 = maps["maps"]
 
+    # 5. A map that says nothing turns its net off; the optional detail net joins as a third ControlNet
     init_pil, depth_pil, pose_pil = to_pil(rgb8), to_pil(depth8), to_pil(pose8)
     d_scale = switch_off_empty("depth", depth8, d_scale, detected=depth_map is None, notes=notes)
     p_scale = switch_off_empty("pose", pose8, p_scale, detected=pose_map is None, notes=notes)
@@ -215,6 +204,7 @@ def transform(
     if detail.active:
         control_images[2] = to_pil(detail.image)
 
+    # 6. The denoising job on one attempt: guidance schedule, prompt embeddings, img2img with the ControlNets
     def job(attempt: runtime.Attempt) -> Tuple[np.ndarray, int, runtime.Attempt]:
         schedule = guidance.GuidanceSchedule(float(cfg_end), control_budget)  # fresh per attempt
         step_cb = runtime.make_step_callback(
@@ -252,6 +242,7 @@ def transform(
                 )
         return np.asarray(out.images[0], dtype=np.float32), step_cb.steps_done, attempt
 
+    # 7. Run it in the OOM chain, the nets that are off left where they are
     with pipe.lock:
         pipe.sd.scheduler = make_scheduler(scheduler, pipe.base_scheduler_config)
         nets_off = [name for name, scale in zip(CONTROLNET_ROLES, control_scales) if scale == 0]  # not moved to the device
@@ -263,6 +254,7 @@ def transform(
             if own_chain:
                 chain.close()
 
+    # 8. Colour lock and the result
     if color_lock > 0:
         with runtime.stage("colour lock", timings):
             result = _color_lock(result, rgb8, mask8, strength=float(color_lock))

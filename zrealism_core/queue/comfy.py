@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import time
 import urllib.error
 import urllib.parse
 import urllib.request

@@ -25,7 +25,7 @@ This module is shared by the still engine (engine/) and the video stage (animati
     attempt_chain(device, dtype, *, fallback=True)       [as planned, free the other models + retry on the
                                                           GPU, model offload (CUDA), CPU fp32]; a CPU plan
                                                           has only itself
-    FallbackChain(attempts, *, prepare, restore=None)    the one OOM chain of a batch: `chain.run(job,
+    FallbackChain(attempts, placement)                   the one OOM chain of a batch: `chain.run(job,
         memory_required=...)` per job; once a job fell back the rest of the batch stays there, and
         `close()` restores the plan for the next batch. Every step is logged with its reason. Any
         other exception (including cancel) propagates at once. With fallback off the chain has one
@@ -41,7 +41,7 @@ This module is shared by the still engine (engine/) and the video stage (animati
     and stores the seconds in the `timings` dict under `name`.
 
 Nothing here imports ComfyUI; the ComfyUI node passes a ProgressBar-driven `callback` and a
-`prepare` that uses comfy.model_management (nodes/bridge.py).
+placement that uses comfy.model_management (nodes/bridge/memory.py).
 """
 from __future__ import annotations
 
@@ -192,30 +192,22 @@ class FallbackChain:
             for image in batch:
                 result = chain.run(job, memory_required=estimate)
 
-    `run` calls `placement.place(attempt, memory_required, skip)` (runtime.placement; or a plain
-    `prepare(attempt)`) then `job(attempt)`; on a GPU out-of-memory error it frees memory, logs the step and its reason,
+    `run` calls `placement.place(attempt, memory_required, skip)` (runtime.placement.Placement, ComfyUI's
+    inside ComfyUI, or CallbackPlacement around two plain callables) then `job(attempt)`; on a GPU out-of-memory error it frees memory, logs the step and its reason,
     and moves on to the next attempt. Once the batch has fallen back, later jobs of the batch start
     where the last one succeeded (a batch of 8 falls back once, not 8 times). Any other exception
     (including Cancel) propagates at once and ends the batch (close()). `close()` (the end of the `with`) runs `restore(attempt)`
     (placement.restore) for a fallback attempt, so the next batch starts from the top again.
     """
 
-    def __init__(
-        self,
-        attempts: Sequence[Attempt],
-        placement: Any = None,
-        *,
-        prepare: Optional[Callable[[Attempt], None]] = None,
-        restore: Optional[Callable[[Attempt], None]] = None,
-        timings: Optional[Dict[str, float]] = None,
-    ) -> None:
+    def __init__(self, attempts: Sequence[Attempt], placement: Any, *, timings: Optional[Dict[str, float]] = None) -> None:
         if not attempts:
             raise ValueError("attempts must not be empty")
-        if (placement is None) == (prepare is None):
-            raise ValueError("give either a placement (place(attempt, memory_required), restore(attempt)) or prepare")
+        if placement is None or not hasattr(placement, "place"):
+            raise ValueError("placement must have place(attempt, memory_required, skip) and restore(attempt) "
+                             "(runtime.placement.Placement; plain callables: CallbackPlacement(prepare, restore))")
         self.attempts = list(attempts)
         self.placement = placement
-        self._prepare_fn, self._restore_fn = prepare, restore
         self.timings = timings
         self.index = 0
         self.steps: List[str] = []  # every fallback step with its reason (tests, reports)
@@ -227,18 +219,6 @@ class FallbackChain:
     @property
     def fell_back(self) -> Optional[str]:
         return self.attempt.reason if self.index > 0 else None
-
-    def _prepare(self, attempt: Attempt, memory_required: int, skip: Sequence[str]) -> None:
-        if self.placement is not None:
-            self.placement.place(attempt, memory_required, skip)
-        else:
-            self._prepare_fn(attempt)
-
-    def _restore(self, attempt: Attempt) -> None:
-        if self.placement is not None:
-            self.placement.restore(attempt)
-        elif self._restore_fn is not None:
-            self._restore_fn(attempt)
 
     def run(
         self,
@@ -255,7 +235,7 @@ class FallbackChain:
             attempt = self.attempts[self.index]
             try:
                 with stage("allocating", timings, f"{attempt}, {memory_required / 2**20:.0f} MiB for activations"):
-                    self._prepare(attempt, memory_required, skip)
+                    self.placement.place(attempt, memory_required, skip)
                 return job(attempt)
             except BaseException as exc:
                 if not is_oom(exc):
@@ -269,7 +249,7 @@ class FallbackChain:
                 self.close()
                 break
             if self.index > 0:
-                self._restore(attempt)  # undo this fallback's placement before the next one
+                self.placement.restore(attempt)  # undo this fallback's placement before the next one
             self.index += 1
             nxt = self.attempts[self.index]
             self.steps.append(nxt.reason)
@@ -284,7 +264,7 @@ class FallbackChain:
     def close(self) -> None:
         """End of the batch: undo a fallback placement; the next batch starts from the top."""
         if self.index > 0:
-            self._restore(self.attempts[self.index])
+            self.placement.restore(self.attempts[self.index])
         self.index = 0
 
     def __enter__(self) -> "FallbackChain":
@@ -292,6 +272,21 @@ class FallbackChain:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class CallbackPlacement:
+    """The placement API over two plain callables, `prepare(attempt)` and `restore(attempt)`: the older
+    form transform() / animate() still accept as `prepare=` / `restore=` (tests, benchmarks)."""
+
+    def __init__(self, prepare: Callable[[Attempt], None], restore: Optional[Callable[[Attempt], None]] = None) -> None:
+        self.prepare, self._restore = prepare, restore
+
+    def place(self, attempt: Attempt, memory_required: int = 0, skip: Sequence[str] = ()) -> None:
+        self.prepare(attempt)
+
+    def restore(self, attempt: Attempt) -> None:
+        if self._restore is not None:
+            self._restore(attempt)
 
 
 def run_with_fallback(
@@ -303,5 +298,5 @@ def run_with_fallback(
     timings: Optional[Dict[str, float]] = None,
 ) -> T:
     """Run `job` once on the first attempt that does not run out of GPU memory: a one-job FallbackChain."""
-    with FallbackChain(attempts, prepare=prepare, restore=restore, timings=timings) as chain:
+    with FallbackChain(attempts, CallbackPlacement(prepare, restore), timings=timings) as chain:
         return chain.run(job)

@@ -9,7 +9,7 @@ job needs on top of the weights.
   the UNet, the ControlNets, VAE, text encoder, and whatever other helpers registered with
   `pipe.register_module`) where `attempt` says; modules named in `skip` (nets that are off) are not
   moved to the device. `restore(attempt)` undoes a fallback attempt's placement.
-- Inside ComfyUI the bridge (nodes/bridge.py) subclasses it: the modules are loaded through ComfyUI's
+- Inside ComfyUI the bridge (nodes/bridge/memory.py) subclasses it: the modules are loaded through ComfyUI's
   memory manager (`load_models_gpu(patchers, memory_required=..., force_full_load=...)`), so ComfyUI
   knows them, evicts other models to make room and can unload ours.
 - `estimate_memory(...)` is the activation memory of one job (what `memory_required` reserves).
