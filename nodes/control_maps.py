@@ -6,10 +6,13 @@ from typing import Any, Optional, Tuple
 from . import bridge
 from ..zrealism_core.control.maps import DEPTH_METHODS
 
-_store: Optional[Any] = None  # detectors loaded by this node, tracked by ComfyUI's memory manager
+_store: Optional[Any] = None  # detectors loaded outside a pipeline, tracked by ComfyUI's memory manager
 
 
-def _detector_store() -> Optional[Any]:
+def shared_detector_store() -> Optional[Any]:
+    """The detector store of the nodes without a pipeline (this one, the Fidelity Evaluator's control fidelity):
+    ComfyUI's memory manager tracks its detectors and "Unload models" / POST /free drops them (bridge.detector_store);
+    None outside ComfyUI (the core's process-wide cache)."""
     global _store
     if _store is None:
         _store = bridge.detector_store()
@@ -61,7 +64,7 @@ class ZRealism_ControlMaps:
         device, _ = bridge.engine_device_dtype("auto", "auto")
         device = "cpu" if str(device) == "cpu" else str(device)
         depths, poses = [], []
-        with using_store(_detector_store()):
+        with using_store(shared_detector_store()):
             for _i, rgb, given in bridge.each_image(image, masks=dict(mask=mask), cancel=True):
                 m = to_mask(given["mask"], rgb.shape[:2], name="mask") if given["mask"] is not None else None
                 maps = prepare_maps(rgb, method=depth_method, annotator_dirs=bridge.annotator_dirs(),

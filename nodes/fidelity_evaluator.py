@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from . import bridge
+from .control_maps import shared_detector_store
 from ..zrealism_core.errors import InputError
 from ..zrealism_core.evaluation import SCORE_NAMES, evaluate, evaluate_video
 from ..zrealism_core.evaluation.panel import render_panel
@@ -66,6 +67,8 @@ class ZRealism_FidelityEvaluator:
 
     def evaluate(self, source, result, mask: Optional[Any] = None, result_mask: Optional[Any] = None,
                  depth_map: Optional[Any] = None, pose_map: Optional[Any] = None):
+        from ..zrealism_core.models.detectors import using_store
+
         sources = bridge.image_to_numpy(source)
         # the source's control maps: one per source image (a clip uses the first)
         maps = {name: bridge.image_to_numpy(m)[0] if m is not None else None
@@ -81,15 +84,16 @@ class ZRealism_FidelityEvaluator:
         if res_masks is not None:
             bridge.check_batch("result_mask", res_masks, len(frames))
 
-        if len(frames) == 1 and len(sources) == 1:
-            report = evaluate(sources[0], frames[0], src_masks[0] if src_masks else None,
-                              result_mask=res_masks[0] if res_masks else None, **maps)
-            temporal = 1.0  # a still has no temporal dimension: neutral value
-        else:
-            src_mask = (src_masks if len(src_masks) > 1 else src_masks[0]) if src_masks else None
-            report = evaluate_video(sources if len(sources) > 1 else sources[0], frames, src_mask,
-                                    result_masks=res_masks, **maps)
-            temporal = report.scores["temporal"]
+        with using_store(shared_detector_store()):  # inside ComfyUI its unload drops the detectors (not the core's cache)
+            if len(frames) == 1 and len(sources) == 1:
+                report = evaluate(sources[0], frames[0], src_masks[0] if src_masks else None,
+                                  result_mask=res_masks[0] if res_masks else None, **maps)
+                temporal = 1.0  # a still has no temporal dimension: neutral value
+            else:
+                src_mask = (src_masks if len(src_masks) > 1 else src_masks[0]) if src_masks else None
+                report = evaluate_video(sources if len(sources) > 1 else sources[0], frames, src_mask,
+                                        result_masks=res_masks, **maps)
+                temporal = report.scores["temporal"]
         panel = render_panel(None, None, report)
         text = report.to_json(indent=None)
         values = tuple(float(report.scores.get(k, temporal)) if k != "temporal" else float(temporal) for k in SCORE_NAMES)

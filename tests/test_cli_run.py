@@ -55,6 +55,20 @@ def test_run_still_and_video_writes_every_output(models_dir, tmp_path, capsys):
     assert set(printed["scores"]) >= {"overall", "silhouette", "edge", "color", "texture_realism", "temporal"}
 
 
+def test_run_report_json_says_a_net_switched_off_by_its_window(models_dir, tmp_path, caplog):
+    """Issue 22.3: `zrealism run` with an empty depth window lists the off line in report.json's notes (and logs it)."""
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="zrealism"):
+        rc = main(["run", "--sample", "--models", str(models_dir), "--out", str(out), "--depth-scale", "0.8",
+                   "--depth-start", "0.9", "--depth-end", "0.2"] + RUN_FAST)
+    assert rc == 0
+    doc = json.loads((out / "report.json").read_text())
+    line = "depth ControlNet off: start >= end (depth_start 0.9, depth_end 0.2)"
+    assert any(n.startswith(line) for n in doc["notes"]["still"]), doc["notes"]
+    assert doc["settings"]["depth_start"] == 0.9 and doc["settings"]["depth_end"] == 0.2
+    assert line in caplog.text
+
+
 def test_run_folder_is_batch_and_resumable(models_dir, tmp_path, capsys):
     src = tmp_path / "in"
     _flat_sample(src / "a.png")
