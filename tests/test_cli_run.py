@@ -63,8 +63,9 @@ def test_run_report_json_says_a_net_switched_off_by_its_window(models_dir, tmp_p
                    "--depth-start", "0.9", "--depth-end", "0.2"] + RUN_FAST)
     assert rc == 0
     doc = json.loads((out / "report.json").read_text())
-    line = "depth ControlNet off: start >= end (depth_start 0.9, depth_end 0.2)"
+    line = "depth ControlNet off: start >= end, an empty window (depth_start 0.9, depth_end 0.2)"
     assert any(n.startswith(line) for n in doc["notes"]["still"]), doc["notes"]
+    assert not any("connected params" in n for n in doc["notes"]["still"])  # the end was the user's own flag
     assert doc["settings"]["depth_start"] == 0.9 and doc["settings"]["depth_end"] == 0.2
     assert line in caplog.text
 

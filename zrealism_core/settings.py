@@ -167,5 +167,6 @@ def resolve(target: str, widgets: Dict[str, Any], params: Any = None, preset: st
         values["detail_scale"] = scale_from_params(pipe, widgets["detail_scale"], values)
     values.update(explicit or {})
     values = apply_preset(values, preset, target)
-    notes = window_notes(values, params, values) if target == "still" else []
+    own_end = {net for net in ("depth", "pose") if f"{net}_end" in (explicit or {})}  # not the params' end: the net's own line says it
+    notes = [n for n in window_notes(values, params, values) if n.split(" ", 1)[0] not in own_end] if target == "still" else []
     return Resolved(values, notes)
