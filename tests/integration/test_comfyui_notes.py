@@ -27,8 +27,8 @@ from test_comfyui_server import (  # noqa: F401 (pytestmark: the same skip rule)
     write_models,
 )
 
-STILL_OFF = "depth ControlNet off: start >= end (depth_start 0.9, depth_end 0.2)"
-CLIP_OFF = "detail ControlNet off: its window 0.9..0.2 is empty"
+STILL_OFF = "depth ControlNet off: start >= end, an empty window (depth_start 0.9, depth_end 0.2)"
+CLIP_OFF = "detail ControlNet off: start >= end, an empty window (detail_start 0.9, detail_end 0.2)"
 
 
 @pytest.fixture(scope="module")
