@@ -59,7 +59,13 @@ class ZRealismTest_MemoryProbe:
         # ComfyUI evicted it for room during the job) loaded again the same way, so there is always one to watch
         _state["openpose was in the store"] = any(k[0] == "openpose" for k in store)
         with detectors.using_store(store):
-            detectors.openpose(pipe.annotator_dirs, "cpu", False, False)
+            openpose = detectors.openpose(pipe.annotator_dirs, "cpu", False, False)
+        _add("pipeline store detector openpose", openpose)  # recorded even if ComfyUI evicted it again at once
+        for i, module in enumerate(detectors.detector_modules(openpose)):
+            _add(f"pipeline store detector openpose module {i}", module)
+        if hold == "detector":
+            _held.append(openpose)
+        del openpose
         others = [o for o in gc.get_objects() if isinstance(o, detectors.DetectorStore) and o is not store]
         caches = [("pipeline store", store), ("core cache", detectors._cache)] + [(f"node store {i}", o) for i, o in enumerate(others)]
         for where, cache in caches:

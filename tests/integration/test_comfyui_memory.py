@@ -172,7 +172,10 @@ def test_free_memory_releases_our_models(server):
     _report(figures)
     loaded = figures["_loaded"]
     assert set(EXPECTED) <= set(loaded["recorded"]), loaded["recorded"]  # the probe saw what the job loaded ...
-    assert loaded["alive"] == loaded["recorded"] and loaded["loaded_models"] > 0, loaded  # ... alive until /free
+    # ... alive until /free; ComfyUI may evict a detector for room on its own (the probe loads it again, so one
+    # is always recorded), which is a release too: only the pipeline and its modules must be alive here
+    evicted = set(loaded["recorded"]) - set(loaded["alive"])
+    assert all(" detector " in name for name in evicted) and loaded["loaded_models"] > 0, loaded
     assert figures["problems"] == [], figures
 
 
