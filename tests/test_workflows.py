@@ -302,10 +302,10 @@ def test_api_twin_matches_ui_graph(path, defs):
 
 
 def test_files_are_up_to_date_with_node_definitions(defs):
-    """Regenerate with `python workflows/build.py` after changing a node's inputs."""
+    """Regenerate with `python -m workflows.build` after changing a node's inputs."""
     stale = [str(p.relative_to(REPO)) for p, text in build.outputs(defs).items()
              if not p.is_file() or p.read_text() != text]
-    assert stale == [], f"out of date (run python workflows/build.py): {stale}"
+    assert stale == [], f"out of date (run python -m workflows.build): {stale}"
 
 
 def test_image_folder_variant_is_valid(defs):

@@ -1,7 +1,7 @@
 """Generate the shipped workflows (UI graph + API twin) from compact descriptions.
 
-    python workflows/build.py            # rewrite workflows/*.json and workflows/api/*.json
-    python workflows/build.py --check    # exit 1 if a file on disk differs from what would be written
+    python -m workflows.build            # rewrite workflows/*.json and workflows/api/*.json
+    python -m workflows.build --check    # exit 1 if a file on disk differs from what would be written
 
 Why generate instead of hand-editing: UI `widgets_values` are positional (the order of the widget
 inputs in INPUT_TYPES, plus an extra "control_after_generate" value after every seed), so a renamed
@@ -12,7 +12,7 @@ Core ComfyUI node definitions come from tests/data/comfyui_object_info.json (the
 graphs use, reduced from ComfyUI 0.3.64's /object_info to types, input names, defaults, options and
 outputs; refresh it with `--core-from DUMP`); ours from the pack's NODE_CLASS_MAPPINGS.
 
-    python workflows/build.py --core-from object_info.json   # rewrite tests/data/comfyui_object_info.json
+    python -m workflows.build --core-from object_info.json   # rewrite tests/data/comfyui_object_info.json
 
 This file is the command; the parts live beside it: object_info.py (the /object_info port and
 `load_pack`), graph.py (the graph language and its UI + API compiler), shipped.py (the workflow
@@ -26,15 +26,13 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
+from workflows.graph import Model, Node, Workflow, build
+from workflows.object_info import CORE_OBJECT_INFO, load_pack, object_info, pack_object_info, reduce_core
+from workflows.pictures import write_schematic, write_screenshots
+from workflows.shipped import workflows
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-if str(REPO) not in sys.path:  # run as a script (`python workflows/build.py`) or loaded from its path
-    sys.path.insert(0, str(REPO))
-
-from workflows.graph import Model, Node, Workflow, build  # noqa: E402
-from workflows.object_info import CORE_OBJECT_INFO, load_pack, object_info, pack_object_info, reduce_core  # noqa: E402
-from workflows.pictures import write_schematic, write_screenshots  # noqa: E402
-from workflows.shipped import workflows  # noqa: E402
 
 __all__ = ["CORE_OBJECT_INFO", "Model", "Node", "Workflow", "build", "dump", "load_pack", "main", "object_info",
            "outputs", "pack_object_info", "workflows"]

@@ -11,43 +11,50 @@ import numpy as np
 from . import host
 
 
-def image_to_numpy(image: Any) -> List[np.ndarray]:
-    """IMAGE [B,H,W,C] (or [H,W,C]) tensor -> list of B float32 H,W,C arrays."""
-    arr = image.detach().cpu().float().numpy() if hasattr(image, "detach") else np.asarray(image, dtype=np.float32)
-    if arr.ndim == 3:
-        arr = arr[None]
-    if arr.ndim != 4:
+def _array(x: Any) -> np.ndarray:
+    return x.detach().cpu().float().numpy() if hasattr(x, "detach") else np.asarray(x, dtype=np.float32)
+
+
+def _tensor(arrays: Iterable[np.ndarray]) -> Any:
+    """Same-size float arrays -> one float32 CPU tensor [B, ...] clipped to 0..1 (IMAGE and MASK alike)."""
+    stack = np.stack([np.asarray(a, dtype=np.float32) for a in arrays], axis=0)
+    return host.torch().from_numpy(np.ascontiguousarray(np.clip(stack, 0.0, 1.0)))
+
+
+def _batch(arr: np.ndarray, ndim: int, what: str) -> List[np.ndarray]:
+    if arr.ndim != ndim:
         from ...zrealism_core.errors import InputError
 
-        raise InputError(f"IMAGE must be [batch, height, width, channels]; got shape {tuple(arr.shape)}.")
+        raise InputError(f"{what}; got shape {tuple(arr.shape)}.")
     return [np.ascontiguousarray(a) for a in arr]
+
+
+def image_to_numpy(image: Any) -> List[np.ndarray]:
+    """IMAGE [B,H,W,C] (or [H,W,C]) tensor -> list of B float32 H,W,C arrays."""
+    arr = _array(image)
+    if arr.ndim == 3:
+        arr = arr[None]
+    return _batch(arr, 4, "IMAGE must be [batch, height, width, channels]")
 
 
 def numpy_to_image(frames: Iterable[np.ndarray]) -> Any:
     """list of H,W,3 float arrays (same size) -> IMAGE tensor [B,H,W,3] float32 on the CPU."""
-    torch = host.torch()
-    stack = np.stack([np.asarray(f, dtype=np.float32) for f in frames], axis=0)
-    return torch.from_numpy(np.ascontiguousarray(np.clip(stack, 0.0, 1.0)))
+    return _tensor(frames)
 
 
 def mask_to_numpy(mask: Any) -> List[np.ndarray]:
     """MASK [B,H,W] or [H,W] tensor -> list of float32 H,W arrays."""
-    arr = mask.detach().cpu().float().numpy() if hasattr(mask, "detach") else np.asarray(mask, dtype=np.float32)
+    arr = _array(mask)
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim == 4 and arr.shape[-1] == 1:
         arr = arr[..., 0]
-    if arr.ndim != 3:
-        from ...zrealism_core.errors import InputError
-
-        raise InputError(f"MASK must be [batch, height, width]; got shape {tuple(arr.shape)}.")
-    return [np.ascontiguousarray(a) for a in arr]
+    return _batch(arr, 3, "MASK must be [batch, height, width]")
 
 
 def numpy_to_mask(masks: Iterable[np.ndarray]) -> Any:
-    torch = host.torch()
-    stack = np.stack([np.asarray(m, dtype=np.float32) for m in masks], axis=0)
-    return torch.from_numpy(np.ascontiguousarray(np.clip(stack, 0.0, 1.0)))
+    """list of H,W float arrays (same size) -> MASK tensor [B,H,W] float32 on the CPU."""
+    return _tensor(masks)
 
 
 def pick(items: Sequence[Any], i: int) -> Any:
