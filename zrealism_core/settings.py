@@ -11,7 +11,7 @@ add it to a row (or add a row); nothing else needs to change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 # The sampler's own defaults (the node's widget defaults and `zrealism run`'s starting point).
 SAMPLER_DEFAULTS: Dict[str, Any] = {
@@ -71,15 +71,16 @@ def apply_params(values: Dict[str, Any], params: Any, target: str = "still") -> 
     return out
 
 
-def window_notes(values: Dict[str, Any], params: Any, starts: Dict[str, float]) -> List[str]:
-    """Which widget turned a ControlNet off: the params replace `*_end` (control_end) but not `*_start`,
-    so a start widget at or above the params' end leaves that net an empty window. One line per net."""
+def window_notes(values: Dict[str, Any], params: Any, own_ends: Sequence[str] = ()) -> List[str]:
+    """Which setting turned a ControlNet off: the params replace `*_end` (control_end) but not `*_start`,
+    so a start at or above the params' end leaves that net an empty window. One line per net; none for a
+    net in `own_ends`, whose end the user set (its own off-line, control.empty.window, says it)."""
     if params is None:
         return []
     out = []
     for net in ("depth", "pose"):
-        start, end, scale = starts.get(f"{net}_start", 0.0), values.get(f"{net}_end", 1.0), values.get(f"{net}_scale", 0.0)
-        if scale > 0 and start >= end:
+        start, end, scale = values.get(f"{net}_start", 0.0), values.get(f"{net}_end", 1.0), values.get(f"{net}_scale", 0.0)
+        if scale > 0 and start >= end and net not in own_ends:
             out.append(f"{net} ControlNet off: the {net}_start widget ({start:g}) is at or after {net}_end {end:g}, "
                        f"which comes from the connected params (its control_end); lower {net}_start or disconnect params")
     return out
@@ -167,6 +168,6 @@ def resolve(target: str, widgets: Dict[str, Any], params: Any = None, preset: st
         values["detail_scale"] = scale_from_params(pipe, widgets["detail_scale"], values)
     values.update(explicit or {})
     values = apply_preset(values, preset, target)
-    own_end = {net for net in ("depth", "pose") if f"{net}_end" in (explicit or {})}  # not the params' end: the net's own line says it
-    notes = [n for n in window_notes(values, params, values) if n.split(" ", 1)[0] not in own_end] if target == "still" else []
+    own_ends = [net for net in ("depth", "pose") if f"{net}_end" in (explicit or {})]
+    notes = window_notes(values, params, own_ends) if target == "still" else []
     return Resolved(values, notes)
