@@ -7,7 +7,8 @@ Skipped unless COMFYUI_DIR points to a ComfyUI checkout; run it with ComfyUI's P
 What it does: starts `main.py --cpu` (unbuffered, stdout and stderr into one log file, as
 test_comfyui_server does) with the tiny models, then
 - runs the still graph with no params connected and depth_scale 0.8, depth_start 0.9, depth_end 0.2
-  (an empty window: the depth net is off), and
+  (an empty window: the depth net is off), then queues it again unchanged (ComfyUI's cache runs no node,
+  so nothing is logged: the one way we found for a run to succeed without the line; the cached report keeps it), and
 - runs the clip graph with a detail ControlNet loaded and AnimateDiff Fuse's detail window 0.9..0.2
   (no params connected: the clip's detail net is off),
 and checks that the "ControlNet off" line is in the server's log (the part written by that job) and in the
@@ -76,6 +77,11 @@ def test_still_says_its_depth_net_is_off(server):
     report, log = _run_with_report(server, prompt, sampler, 3)
     assert f"image 1: {STILL_OFF}" in report, report
     assert f"zrealism: {STILL_OFF}" in log, log[-4000:]
+    # queued again unchanged: ComfyUI runs none of the nodes (nothing is logged, issue 22.3's lost line),
+    # and the cached report still says it
+    again, log = _run_with_report(server, prompt, sampler, 3)
+    assert f"image 1: {STILL_OFF}" in again, again
+    assert "zrealism:" not in log, f"the sampler ran again: this test no longer shows the cached case\n{log[-4000:]}"
 
 
 def test_clip_says_its_detail_net_is_off(server):
