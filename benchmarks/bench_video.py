@@ -1,6 +1,6 @@
 """AnimateDiff stage cost on the real SD1.5 architecture with random weights (no download).
 
-Builds the real-size SD1.5 UNet + 2 ControlNets + VAE + CLIP text encoder (bench_still.build_components)
+Builds the real-size SD1.5 UNet + 2 ControlNets + VAE + CLIP text encoder (benchmarks._common.build_components)
 and a real-size SD1.5 MotionAdapter (v2 layout: 320/640/1280/1280, 2 layers, mid block, 32 frames),
 then animates a 256x256 still into 8 frames with 2 denoising steps (strength 1.0), CFG on, both
 ControlNets on - in two fresh subprocesses:
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench_still import build_components, denoise_flops, load_avg, make_pipes, peak_rss_mb, weights_bytes
+from ._common import build_components, denoise_flops, load_avg, make_pipes, peak_rss_mb, weights_bytes
 
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -6,7 +6,9 @@ each script's output into RESULTS.md verbatim.
 
     python -m benchmarks.run_all                 # all of them
     python -m benchmarks.run_all --only prep evaluate
-    python -m benchmarks.run_all --skip still video   # the two heavy ones (~8 GB RAM, minutes)
+    python -m benchmarks.run_all --skip still cpu_speed speed_cases adapter_costs video   # the heavy ones (~8 GB RAM, minutes)
+
+bench_gpu measures nothing (and says so) without a CUDA GPU.
 """
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ def still(pipe, **kw):
     return transform(pipe, IMG, **args)
 
 
-def plain_diffusers_still(pipe, steps=8, denoise=0.5, cut_after=None):
+def plain_diffusers_still(pipe, steps=8, denoise=0.5, cut_after=None, control_end=1.0):
     """The same job in plain diffusers (stock MultiControlNetModel over the same nets). With `cut_after`,
     an independent cfg cutoff: a callback that slices prompt_embeds AND control_image after that many steps."""
     from diffusers import MultiControlNetModel, StableDiffusionControlNetImg2ImgPipeline
@@ -75,7 +75,7 @@ def plain_diffusers_still(pipe, steps=8, denoise=0.5, cut_after=None):
     out = plain(
         prompt="a photo", negative_prompt="drawing", image=to_pil(IMG), control_image=[to_pil(DEPTH), to_pil(POSE)],
         strength=denoise, num_inference_steps=steps, guidance_scale=7.0, controlnet_conditioning_scale=[0.7, 0.7],
-        control_guidance_start=[0.0, 0.0], control_guidance_end=[1.0, 1.0], height=32, width=40,
+        control_guidance_start=[0.0, 0.0], control_guidance_end=[control_end, control_end], height=32, width=40,
         generator=torch.Generator("cpu").manual_seed(0), output_type="np",
         callback_on_step_end=cut, callback_on_step_end_tensor_inputs=["prompt_embeds", "control_image"],
     )
@@ -111,6 +111,23 @@ def test_defaults_are_bit_identical_to_plain_diffusers(tiny_pipe):
     assert np.array_equal(still(tiny_pipe).image, ref)
     assert np.array_equal(still(tiny_pipe, cfg_end=1.0, control_budget="full").image, ref)
     assert tiny_pipe.sd.controlnet.plan is None
+
+
+def test_control_end_skips_the_nets_where_plain_diffusers_runs_them_at_scale_0(tiny_pipe):
+    """Control end 0.8 on 4 executed steps: diffusers' window rule (step i of n is outside when i / n < start
+    or (i + 1) / n > end) keeps steps 0-2. Ours calls each net on those 3 steps only; plain diffusers calls
+    it on all 4 (with scale 0 on the last), and the two pictures agree."""
+    n, end = 4, 0.8
+    in_window = sum(not (i / n < 0.0 or (i + 1) / n > end) for i in range(n))
+    assert in_window == 3
+    with Batches(**nets(tiny_pipe)) as seen:
+        r = still(tiny_pipe, depth_end=end, pose_end=end)
+    assert (len(seen["unet"]), len(seen["depth"]), len(seen["pose"])) == (n, in_window, in_window)
+    with Batches(**nets(tiny_pipe)) as seen:
+        ref = plain_diffusers_still(tiny_pipe, control_end=end)
+    assert (len(seen["unet"]), len(seen["depth"]), len(seen["pose"])) == (n, n, n)
+    np.testing.assert_allclose(r.image, ref, atol=1e-6)
+    assert np.abs(r.image - still(tiny_pipe).image).max() > 1e-4  # the window changed the picture
 
 
 def test_cfg_end_half_runs_batch_1_after_half_the_steps(tiny_pipe):

@@ -90,7 +90,7 @@ def window_notes(values: Dict[str, Any], params: Any, own_ends: Sequence[str] = 
 #
 # A preset overrides only these settings (no step count: fewer steps is the few-step path's
 # job, e.g. the lcm scheduler with an LCM LoRA). "quality" overrides nothing. Applied after params.
-# unet_reuse is the still's only (STILL_ONLY). Why these: benchmarks/RESULTS.md, bench_still --levers.
+# unet_reuse is the still's only (STILL_ONLY). Why these: benchmarks/RESULTS.md, bench_still.
 PRESETS: Dict[str, Dict[str, Any]] = {
     "quality": {},
     "fast": {"cfg_end": 0.5, "control_budget": "prompt_branch", "control_end_max": 0.6, "unet_reuse": 2},
