@@ -450,3 +450,43 @@ def test_released_check_allows_outputs_appended_at_the_end(defs):
     assert released_problems(wf, twin, changed) == []
     changed["ZRealism_DualControlNetSampler"]["output"] = ["STRING", *defs["ZRealism_DualControlNetSampler"]["output"]]
     assert released_problems(wf, twin, changed)
+
+
+def test_benchmark_graphs_do_the_same_work(defs):
+    """benchmarks/bench_vs_comfyui's two graphs (the shipped still and native graphs, stripped): valid, no node
+    of prep/analyzer/maps/LoRA/evaluator left, and the same files, prompt, seed and number of steps on both sides."""
+    from benchmarks.bench_vs_comfyui import STRIPPED, Job, dangling_links, native_graph, our_graph, shipped_graphs, strip_nodes
+
+    shipped = shipped_graphs()
+    job = Job("sd.safetensors", "depth.safetensors", "pose.safetensors", steps=8, denoise=0.5)
+    native, ours = native_graph(shipped["native"], job, 7), our_graph(shipped["ours"], job, 7, "fast")
+    for g in (native, ours):
+        assert api_problems(g, defs) == []
+        assert not {n["class_type"] for n in g.values()} & set(STRIPPED)
+        assert sorted(n["inputs"]["image"] for n in g.values() if n["class_type"] == "LoadImage") == sorted(
+            [job.image, job.depth_map, job.pose_map])
+    k = next(n["inputs"] for n in native.values() if n["class_type"] == "KSampler")
+    s = next(n["inputs"] for n in ours.values() if n["class_type"] == "ZRealism_DualControlNetSampler")
+    assert (k["steps"], k["denoise"], k["seed"], k["cfg"], k["sampler_name"]) == (4, 0.5, 7, 7.0, "euler")  # 8 x 0.5 runs 4
+    assert (s["steps"], s["denoise"], s["seed"], s["cfg"], s["scheduler"], s["preset"]) == (8, 0.5, 7, 7.0, "euler", "fast")
+    texts = sorted(n["inputs"]["text"] for n in native.values() if n["class_type"] == "CLIPTextEncode")
+    assert texts == sorted([s["prompt"], s["negative"]]) == sorted([job.prompt, job.negative])
+    nets = {n["inputs"]["control_net_name"]: n for n in native.values() if n["class_type"] == "ControlNetLoader"}
+    assert set(nets) == {job.depth_net, job.pose_net}
+    # each net gets its own map: the apply fed by the depth loader reads the depth map's Load Image
+    for apply in (n for n in native.values() if n["class_type"] == "ControlNetApplyAdvanced"):
+        net = native[apply["inputs"]["control_net"][0]]["inputs"]["control_net_name"]
+        assert native[apply["inputs"]["image"][0]]["inputs"]["image"] == (job.depth_map if net == job.depth_net else job.pose_map)
+        assert (apply["inputs"]["strength"], apply["inputs"]["start_percent"], apply["inputs"]["end_percent"]) == (0.7, 0.0, 1.0)
+    assert ours[s["depth_map"][0]]["inputs"]["image"] == job.depth_map and ours[s["pose_map"][0]]["inputs"]["image"] == job.pose_map
+    # stripping a node that is still used, without re-linking it, leaves a dangling link, which the builders refuse
+    assert dangling_links(strip_nodes(shipped["native"])) != []
+
+
+def test_benchmark_log_parsing():
+    from benchmarks.bench_vs_comfyui import executed_seconds, our_stages
+
+    log = ("got prompt\nzrealism: synthesizing (4 steps) ...\nzrealism: synthesizing done in 12.50 s\n"
+           "zrealism: decoding done in 1.25 s\nzrealism: decoding done in 0.25 s\nPrompt executed in 14.02 seconds\n")
+    assert executed_seconds(log) == 14.02 and executed_seconds("got prompt\n") is None
+    assert our_stages(log) == {"synthesizing": 12.5, "decoding": 1.5}

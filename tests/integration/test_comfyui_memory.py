@@ -32,7 +32,7 @@ from typing import Any, Dict, List
 import pytest
 
 from test_comfyui_server import (
-    API_DIR, COMFYUI_DIR, PACK_DIR_NAME, REPO, Server, _wait, patch_for_tiny_run, running_server, write_inputs,
+    API_DIR, COMFYUI_DIR, PACK_DIR_NAME, REPO, Server, patch_for_tiny_run, running_server, wait_history, write_inputs,
     write_models,
 )
 
@@ -95,7 +95,7 @@ def _run_still(server: Server, seed: int, hold: str = "nothing") -> None:
     prompt["950"] = {"class_type": "ZRealismTest_MemoryProbe", "inputs": {"pipe": [loader, 0], "after": [sampler, 0], "hold": hold}}
     status, answer = server.post("/prompt", {"prompt": prompt, "client_id": "zrealism-memory"})
     assert status == 200 and answer.get("node_errors") == {}, answer
-    entry = _wait(server, answer["prompt_id"])
+    entry = wait_history(server, answer["prompt_id"])
     assert entry["status"]["status_str"] == "success", f"{json.dumps(entry['status'])[:3000]}\n{server.log_tail()}"
 
 

@@ -24,7 +24,7 @@ from typing import Any, Dict, Tuple
 import pytest
 
 from test_comfyui_server import (  # noqa: F401 (pytestmark: the same skip rule)
-    API_DIR, PACK_DIR_NAME, REPO, Server, _wait, patch_for_tiny_run, pytestmark, running_server, write_inputs,
+    API_DIR, PACK_DIR_NAME, REPO, Server, patch_for_tiny_run, pytestmark, running_server, wait_history, write_inputs,
     write_models,
 )
 
@@ -57,7 +57,7 @@ def _run_with_report(server: Server, prompt: Dict[str, Any], node: str, slot: in
     start = server.log.stat().st_size
     status, answer = server.post("/prompt", {"prompt": prompt, "client_id": "zrealism-notes"})
     assert status == 200 and answer.get("node_errors") == {}, answer
-    entry = _wait(server, answer["prompt_id"])
+    entry = wait_history(server, answer["prompt_id"])
     assert entry["status"]["status_str"] == "success", f"{json.dumps(entry['status'])[:3000]}\n{server.log_tail()}"
     deadline = time.monotonic() + 10  # "Prompt executed in" is the worker's last line for the job
     while "Prompt executed in" not in server.log.read_bytes()[start:].decode(errors="replace") and time.monotonic() < deadline:

@@ -18,30 +18,31 @@ Timings per workflow are printed and, when ZR_TIMINGS_JSON names a file, written
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Sequence
+from typing import Any, Dict, List
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run from tests/integration: zrealism_core for the helpers below
+    sys.path.insert(0, str(REPO))
+
+from zrealism_core.testing.comfy_server import (  # noqa: E402  (the one server starter; benchmarks use it too)
+    RUN_TIMEOUT_S, Server, queue_and_time_nodes, running_server, wait_history,
+)
+
 API_DIR = REPO / "workflows" / "api"
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
 PACK_DIR_NAME = "z-realism"
-START_TIMEOUT_S = 180
-RUN_TIMEOUT_S = 600
 
 pytestmark = pytest.mark.skipif(
     not COMFYUI_DIR or not (Path(COMFYUI_DIR) / "main.py").is_file(),
@@ -49,35 +50,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 TIMINGS: Dict[str, float] = {}
-
-
-# ------------------------------------------------------------------ HTTP helpers
-
-class Server:
-    def __init__(self, base: str, root: Path, proc: subprocess.Popen, log: Path):
-        self.base, self.root, self.proc, self.log = base, root, proc, log
-
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.base + path, timeout=60) as r:
-            return json.loads(r.read())
-
-    def post(self, path: str, data: Dict[str, Any]):
-        req = urllib.request.Request(self.base + path, data=json.dumps(data).encode(),
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:  # 400 carries the validation errors
-            return e.code, json.loads(e.read() or b"{}")
-
-    def log_tail(self, n: int = 60) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ------------------------------------------------------------------ tiny models on disk
@@ -174,48 +146,6 @@ def write_inputs(folder: Path) -> Dict[str, str]:
 
 
 # ------------------------------------------------------------------ the server
-
-@contextlib.contextmanager
-def running_server(root: Path, name: str, folders: List[str], extra_args: Sequence[str] = ()) -> Iterator["Server"]:
-    """Start `main.py --cpu` (plus `extra_args`) on a free loopback port with `root`'s custom_nodes and
-    model `folders` (an extra-model-paths yaml named `name`), wait until it answers, and stop it afterwards."""
-    yaml = root / "extra_model_paths.yaml"
-    yaml.write_text(f"{name}:\n"
-                    f"    base_path: {root}\n"
-                    "    custom_nodes: custom_nodes\n"
-                    + "".join(f"    {f}: models/{f}\n" for f in folders))
-    for sub in ("output", "user", "temp"):
-        (root / sub).mkdir(exist_ok=True)
-    port = _free_port()
-    log = root / "server.log"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-           "--disable-auto-launch", "--extra-model-paths-config", str(yaml),
-           "--input-directory", str(root / "input"), "--output-directory", str(root / "output"),
-           "--user-directory", str(root / "user"), "--temp-directory", str(root / "temp"), *extra_args]
-    started = time.perf_counter()
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, cwd=COMFYUI_DIR, stdout=fh, stderr=subprocess.STDOUT, env=env)
-    srv = Server(f"http://127.0.0.1:{port}", root, proc, log)
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"ComfyUI exited with {proc.returncode}:\n{srv.log_tail()}")
-            try:
-                srv.get("/system_stats")
-                break
-            except OSError:
-                if time.perf_counter() - started > START_TIMEOUT_S:
-                    pytest.fail(f"ComfyUI did not answer within {START_TIMEOUT_S} s:\n{srv.log_tail()}")
-                time.sleep(1)
-        yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -335,69 +265,13 @@ def _tiny_choice(cls: str, name: str, value: str, choices: List[str], names: Dic
     raise AssertionError(f"{cls}.{name}: no tiny file for {value!r} among {choices}")
 
 
-def _wait(server: Server, prompt_id: str) -> Dict[str, Any]:
-    started = time.perf_counter()
-    while time.perf_counter() - started < RUN_TIMEOUT_S:
-        hist = server.get(f"/history/{prompt_id}")
-        if prompt_id in hist and hist[prompt_id].get("status", {}).get("completed") is not None:
-            entry = hist[prompt_id]
-            if entry["status"].get("status_str") in ("success", "error"):
-                return entry
-        if server.proc.poll() is not None:
-            pytest.fail(f"ComfyUI died:\n{server.log_tail()}")
-        time.sleep(0.5)
-    pytest.fail(f"prompt {prompt_id} did not finish in {RUN_TIMEOUT_S} s:\n{server.log_tail()}")
-
-
-async def _queue_and_time_nodes(base: str, prompt: Dict[str, Any], client_id: str):
-    """POST the prompt with a websocket open; time each node from its "executing" message to the next
-    and keep the preview pictures each node sent. Returns (http status, answer, {node_id: seconds},
-    {node_id: [PIL images]}). aiohttp is one of ComfyUI's requirements."""
-    import io
-
-    import aiohttp
-    from PIL import Image
-
-    times: Dict[str, float] = {}
-    previews: Dict[str, List[Any]] = {}
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{base}/ws?clientId={client_id}") as ws:
-            async with session.post(f"{base}/prompt", json={"prompt": prompt, "client_id": client_id}) as r:
-                status, answer = r.status, await r.json()
-            if status != 200:
-                return status, answer, times, previews
-            pid, current, t0 = answer["prompt_id"], None, time.perf_counter()
-            deadline = t0 + RUN_TIMEOUT_S
-            while time.perf_counter() < deadline:
-                msg = await ws.receive(timeout=deadline - time.perf_counter())
-                if msg.type != aiohttp.WSMsgType.TEXT:  # binary frames are previews
-                    if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                        break
-                    # event 1 (PREVIEW_IMAGE), image type (1 JPEG), then the picture
-                    if msg.type == aiohttp.WSMsgType.BINARY and msg.data[:4] == b"\0\0\0\1" and current is not None:
-                        previews.setdefault(current, []).append(Image.open(io.BytesIO(msg.data[8:])).convert("RGB"))
-                    continue
-                m = json.loads(msg.data)
-                data = m.get("data") or {}
-                if data.get("prompt_id") not in (None, pid):
-                    continue
-                now = time.perf_counter()
-                if m["type"] == "executing" or m["type"] in ("execution_success", "execution_error", "execution_interrupted"):
-                    if current is not None:
-                        times[current] = times.get(current, 0.0) + now - t0
-                    current, t0 = (data.get("node") if m["type"] == "executing" else None), now
-                    if m["type"] != "executing" or data.get("node") is None:
-                        break
-    return status, answer, times, previews
-
-
 def _run(server: Server, prompt: Dict[str, Any], label: str) -> Dict[str, Any]:
     """Queue `prompt`, wait for it, check it succeeded, record its timings; returns the history entry."""
     started = time.perf_counter()
-    status, answer, node_times, previews = asyncio.run(_queue_and_time_nodes(server.base, prompt, "zrealism-test"))
+    status, answer, node_times, previews, _ = queue_and_time_nodes(server.base, prompt, "zrealism-test", RUN_TIMEOUT_S)
     assert status == 200, f"{label} rejected: {json.dumps(answer, indent=1)[:4000]}"
     assert answer.get("node_errors") == {}, answer
-    entry = _wait(server, answer["prompt_id"])
+    entry = wait_history(server, answer["prompt_id"], RUN_TIMEOUT_S)
     elapsed = time.perf_counter() - started
     messages = entry["status"].get("messages", [])
     errors = [m for m in messages if m[0] == "execution_error"]

@@ -1,14 +1,15 @@
-"""Real-SD1.5-shaped random-weight models that ComfyUI's own loaders accept (the integration test's
-native-sampler graph): write_native_model_set(models) -> NativeModelSet paths."""
+"""Real-SD1.5-shaped random-weight models that ComfyUI's own loaders accept: write_native_model_set(models)
+(the integration test's native-sampler graph: one UNet level) and write_sd15_model_set(models) (the full
+SD1.5 UNet and ControlNets, for the benchmark against ComfyUI's native graph) -> NativeModelSet paths."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from .ldm_layout import controlnet_to_ldm, ldm_checkpoint
 from .tiny_loras import write_kohya_lora
-from .tiny_models import SD15_TEXT_CONFIG, SD15_VAE_CONFIG, PathLike, _save, _seeded, reinit_zero_convs
+from .tiny_models import SD15_TEXT_CONFIG, SD15_UNET_CONFIG, SD15_VAE_CONFIG, PathLike, _save, _seeded, reinit_zero_convs
 
 
 # ComfyUI's CheckpointLoaderSimple recognises SD1.5 by the UNet's width (320), cross-attention width
@@ -47,16 +48,16 @@ class NativeModelSet:
     checkpoint: Path
     depth_controlnet: Path
     pose_controlnet: Path
-    lora: Path
+    lora: Optional[Path] = None
 
 
-def native_components(seed: int = 0) -> Dict[str, Any]:
-    """unet (one 320-wide level), vae and text_encoder (real SD1.5 sizes), random weights."""
+def native_components(seed: int = 0, unet_config: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """unet (one 320-wide level, or `unet_config`), vae and text_encoder (real SD1.5 sizes), random weights."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     _seeded(seed)
-    unet = UNet2DConditionModel(**NATIVE_UNET_CONFIG).train(False)
+    unet = UNet2DConditionModel(**(unet_config or NATIVE_UNET_CONFIG)).train(False)
     vae = AutoencoderKL(**SD15_VAE_CONFIG).train(False)
     text_cfg = {k: v for k, v in SD15_TEXT_CONFIG.items() if k not in ("architectures", "model_type")}
     text_encoder = CLIPTextModel(CLIPTextConfig(**text_cfg)).train(False)
@@ -87,3 +88,25 @@ def write_native_model_set(models: PathLike, seed: int = 0, prefix: str = "zr-na
         pose_controlnet=nets[1],
         lora=lora,
     )
+
+
+def write_sd15_model_set(models: PathLike, seed: int = 0, prefix: str = "zr-sd15") -> NativeModelSet:
+    """The full SD1.5 architecture with random weights as the usual downloads are laid out: one original-layout
+    checkpoint under `models`/checkpoints and a depth and a pose ControlNet (built from the UNet, as diffusers'
+    from_unet does, zero convs randomised) under /controlnet, fp16 on disk (about 3.4 GB; ~10 GB RAM while
+    written). ComfyUI's CheckpointLoaderSimple / ControlNetLoader and our Model Loader load the same files."""
+    import torch
+    from diffusers import ControlNetModel
+
+    root = Path(models)
+    with torch.no_grad():
+        c = native_components(seed, SD15_UNET_CONFIG)
+        ckpt = _save({k: v.half() for k, v in ldm_checkpoint(c["unet"], c["vae"], c["text_encoder"]).items()},
+                     root / "checkpoints" / f"{prefix}.safetensors")
+        nets = []
+        for i, kind in enumerate(("depth", "openpose"), start=1):
+            cn = reinit_zero_convs(ControlNetModel.from_unet(c["unet"]), seed + i).train(False)
+            sd = {k: v.half() for k, v in controlnet_to_ldm(cn.state_dict(), cn.config).items()}
+            nets.append(_save(sd, root / "controlnet" / f"{prefix}-{kind}.safetensors"))
+            del cn, sd
+    return NativeModelSet(checkpoint=ckpt, depth_controlnet=nets[0], pose_controlnet=nets[1])
