@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 
-from benchmarks.bench_still import build_components, load_avg
+from benchmarks._common import build_components, load_avg
 
 
 def unet_forward(unet, x, t, emb):

@@ -15,7 +15,7 @@ import statistics
 import sys
 import time
 
-from benchmarks.bench_still import build_components, load_avg
+from benchmarks._common import build_components, load_avg
 
 
 def decode(vae, z, variant: str):

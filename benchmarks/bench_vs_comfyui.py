@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from benchmarks._common import load_avg
+
 REPO = Path(__file__).resolve().parents[1]
 API_DIR = REPO / "workflows" / "api"
 PACK_DIR_NAME = "z-realism"
@@ -332,13 +334,6 @@ def bench(args: argparse.Namespace) -> Dict[str, Any]:
     rerun = sorted({k for r in runs for k in r.nodes_s if k.split(" ", 1)[1] in RELOADERS})
     out["loaders_rerun"] = rerun  # should be empty: the pairs time the sampling, not the loading
     return out
-
-
-def load_avg() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:  # pragma: no cover
-        return "n/a"
 
 
 def table(res: Dict[str, Any]) -> str:
