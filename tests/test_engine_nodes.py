@@ -172,7 +172,9 @@ REAL_COMFY_SCRIPT = textwrap.dedent(
     out, d, p, _ = S.sample(pipe, img, "photo", "", 1, 4, 7.0, 0.5, 0.7, 0.7, 0.0, 1.0, 0.0, 1.0, "euler", 0.0, depth_map=m, pose_map=m)
     assert tuple(out.shape) == (2, 24, 32, 3), out.shape
     loaded = [lm.model for lm in mm.current_loaded_models]
-    assert all(any(lm is pt for lm in loaded) for pt in pipe.extras["comfy_patchers"]), "not tracked by ComfyUI"
+    patchers = list(pipe.extras["comfy_patchers"].values())  # {id(module): ModelPatcher}
+    assert len(patchers) == len(pipe.modules()), (len(patchers), list(pipe.modules()))
+    assert all(any(lm is pt for lm in loaded) for pt in patchers), "not tracked by ComfyUI"
     mm.interrupt_current_processing(True)
     try:
         S.sample(pipe, img, "photo", "", 1, 4, 7.0, 0.5, 0.7, 0.7, 0.0, 1.0, 0.0, 1.0, "euler", 0.0, depth_map=m, pose_map=m)

@@ -109,7 +109,8 @@ PRESET_TRADE_OFFS: Dict[str, str] = {
              "(unet_reuse 2: its outer blocks only in between): 0.35x the UNet + ControlNet FLOPs of quality (0.54x of "
              "the whole job), for a little less prompt adherence in the late steps and looser fine pose/edge alignment "
              "(256², 4 steps, random weights: 27 dB PSNR against quality, of which unet_reuse costs 0.1 dB; edge_f "
-             "and colour ΔE within 0.01 / 0.1)"),
+             "and colour ΔE within 0.01 / 0.1); on a real ComfyUI server (CPU, 256²) fast took 0.45 of the time of "
+             "ComfyUI's native dual-ControlNet graph, quality 0.92"),
 }
 
 

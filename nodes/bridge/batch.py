@@ -28,10 +28,20 @@ def each_image(image: Any, *, images: Optional[Dict[str, Any]] = None, masks: Op
                cancel: bool = False) -> Iterator[Tuple[int, np.ndarray, Picked]]:
     """(i, image i, {input name: its array for image i, None when not connected}) for an IMAGE batch.
     images / masks: the node's optional IMAGE / MASK inputs by name (None = not connected).
-    cancel: check ComfyUI's Cancel before each image."""
-    items = tensors.image_to_numpy(image)
+    cancel: check ComfyUI's Cancel before each image. Every count is checked before the first image."""
+    return _each(tensors.image_to_numpy(image), images, masks, cancel)
+
+
+def _each(items: List[np.ndarray], images: Optional[Dict[str, Any]], masks: Optional[Dict[str, Any]],
+          cancel: bool) -> Iterator[Tuple[int, np.ndarray, Picked]]:
+    """each_image over already converted images; the counts are checked here, before the first yield."""
     inputs = _batch_inputs(len(items), images, masks)
     names = list(images or {}) + list(masks or {})
+    return _yield(items, inputs, names, cancel)
+
+
+def _yield(items: List[np.ndarray], inputs: Dict[str, List[np.ndarray]], names: List[str],
+           cancel: bool) -> Iterator[Tuple[int, np.ndarray, Picked]]:
     for i, item in enumerate(items):
         if cancel:
             progress.check_interrupted()
@@ -48,15 +58,13 @@ def run_batch(pipe: Any, image: Any, job: Callable[..., Any], *, steps_per_image
     "<label> <i + 1>".
     """
     items = tensors.image_to_numpy(image)
-    inputs = _batch_inputs(len(items), images, masks)
-    names = list(images or {}) + list(masks or {})
+    batch = _each(items, images, masks, cancel=False)  # checks every count now, before any work
     per_image = max(int(steps_per_image), 1)
     steps_of = progress.batch_progress(len(items) * per_image)  # progress + ComfyUI's latent preview per step
     chain = pipe.chain(memory.placement(pipe))
     progress.check_interrupted()
     results, notes = [], []
-    for i, item in enumerate(items):
-        picked = {name: tensors.pick(inputs[name], i) if name in inputs else None for name in names}
+    for i, item, picked in batch:
         r = job(i, item, picked, chain=chain, cancel=progress.cancel_check(), **steps_of(i * per_image))
         results.append(r)
         notes.append((f"{label} {i + 1}", list(getattr(r, "notes", []))))
