@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -214,6 +214,22 @@ def job_parser(description: str) -> argparse.ArgumentParser:
     ap.add_argument("--tiny", action="store_true", help="tiny test models: checks the code, gives no figures")
     ap.add_argument("--json", help="also write the results here")
     return ap
+
+
+def alternating_summary(times: Dict[str, List[float]], outs: Dict[str, Any], base: str,
+                        distance: Callable[[Any, Any], float], label: str) -> Dict[str, dict]:
+    """Median wall time of each timed variant, its ratio to `base`, and `distance(out, base's out)` as
+    `label`; printed a line per variant and returned by name."""
+    import statistics
+
+    ref = statistics.median(times[base])
+    rows = {}
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        d = float(distance(outs[name], outs[base]))
+        rows[name] = {"median_s": med, "ratio": med / ref, label: d, "times": ts}
+        print(f"  {name:13s} {med:7.2f} s  ratio {med / ref:.3f}  {label} {d:.3g}", flush=True)
+    return rows
 
 
 def start(name: str, args: argparse.Namespace) -> None:

@@ -11,12 +11,10 @@ UNet's output moves (relative L2; random weights: a proxy). tomesd is not a depe
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
 import time
 
-from benchmarks._common import build_components, load_avg
+from benchmarks._common import alternating_summary, build_components, finish, load_avg
 
 
 def unet_forward(unet, x, t, emb):
@@ -65,18 +63,10 @@ def main(argv=None) -> int:
             times[side].append(time.perf_counter() - t0)
             outs[side] = out
     tomesd.remove_patch(unet)
-    res = {"size": args.size, "tokens": tokens, "load_end": None, "sides": {}}
-    base = statistics.median(times["plain"])
-    for side in sides:
-        med = statistics.median(times[side])
-        rel = float((outs[side] - outs["plain"]).norm() / outs["plain"].norm())
-        res["sides"][side] = {"median_s": med, "ratio": med / base, "rel_l2": rel, "times": times[side]}
-        print(f"  {side:9s} {med:7.2f} s  ratio {med / base:.3f}  output moved {rel:.3f} (relative L2)", flush=True)
-    res["load_end"] = load_avg()
-    print(f"  load at the end {res['load_end']}")
-    if args.json:
-        open(args.json, "w").write(json.dumps(res, indent=1))
-    return 0
+    rel_l2 = lambda out, ref: (out - ref).norm() / ref.norm()  # noqa: E731
+    res = {"size": args.size, "tokens": tokens,
+           "sides": alternating_summary(times, outs, "plain", rel_l2, "output moved (relative L2)")}
+    return finish(res, args)  # with the load at the end
 
 
 if __name__ == "__main__":

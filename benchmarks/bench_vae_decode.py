@@ -10,12 +10,10 @@ arithmetic order changes with the memory layout or the tiles; 1.0 = the full 0..
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
 import time
 
-from benchmarks._common import build_components, load_avg
+from benchmarks._common import alternating_summary, build_components, finish, load_avg
 
 
 def decode(vae, z, variant: str):
@@ -58,18 +56,9 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             outs[v] = decode(vae, z, v)
             times[v].append(time.perf_counter() - t0)
-    base = statistics.median(times["plain"])
-    res = {"size": args.size, "variants": {}}
-    for v in variants:
-        med = statistics.median(times[v])
-        diff = float((outs[v] - outs["plain"]).abs().max())
-        res["variants"][v] = {"median_s": med, "ratio": med / base, "max_abs_diff": diff, "times": times[v]}
-        print(f"  {v:13s} {med:6.2f} s  ratio {med / base:.3f}  max |diff| {diff:.2e}", flush=True)
-    res["load_end"] = load_avg()
-    print(f"  load at the end {res['load_end']}")
-    if args.json:
-        open(args.json, "w").write(json.dumps(res, indent=1))
-    return 0
+    max_abs = lambda out, ref: (out - ref).abs().max()  # noqa: E731
+    res = {"size": args.size, "variants": alternating_summary(times, outs, "plain", max_abs, "max |diff|")}
+    return finish(res, args)  # with the load at the end
 
 
 if __name__ == "__main__":

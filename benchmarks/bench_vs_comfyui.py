@@ -378,7 +378,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = ap.parse_args(argv)
     if not args.comfyui_dir or not (Path(args.comfyui_dir) / "main.py").is_file():
         ap.error("set COMFYUI_DIR (or --comfyui-dir) to a ComfyUI checkout")
-    sys.path.insert(0, str(REPO))
     res = bench(args)
     print(table(res), flush=True)
     if args.json:
