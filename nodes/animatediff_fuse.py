@@ -8,7 +8,7 @@ from . import bridge, detail_inputs
 from .inputs import float_input
 from .speed_inputs import speed_inputs
 from ..zrealism_core.errors import InputError
-from ..zrealism_core.settings import CLIP_DEFAULTS as D, resolve
+from ..zrealism_core.settings import CLIP_DEFAULTS as D, DEFAULT_PRESET, resolve
 
 
 class ZRealism_AnimateDiffFuse:
@@ -73,7 +73,7 @@ class ZRealism_AnimateDiffFuse:
                 depth_map: Any = None, pose_map: Any = None, mask: Any = None, params: Any = None,
                 detail_scale: float = 0.0, detail_start: float = 0.0, detail_end: float = 1.0, detail_hint: str = "auto",
                 detail_map: Any = None,
-                cfg_end: float = 1.0, control_budget: str = "full", preset: str = "quality") -> Tuple[Any, float, str]:
+                cfg_end: float = 1.0, control_budget: str = "full", preset: str = DEFAULT_PRESET) -> Tuple[Any, float, str]:
         from ..zrealism_core.animation import animate
         from ..zrealism_core.engine import ZRealismPipeline
         from ..zrealism_core.models.motion import MotionModel

@@ -8,7 +8,7 @@ from . import bridge, detail_inputs
 from .inputs import float_input
 from .speed_inputs import speed_inputs, step_reuse_inputs
 from ..zrealism_core.errors import InputError
-from ..zrealism_core.settings import SAMPLER_DEFAULTS as D, resolve
+from ..zrealism_core.settings import DEFAULT_PRESET, SAMPLER_DEFAULTS as D, resolve
 from ..zrealism_core.models.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
 
 
@@ -84,7 +84,7 @@ class ZRealism_DualControlNetSampler:
                depth_method: str = "auto", detect_resolution: int = 512, mask: Any = None, depth_map: Any = None, pose_map: Any = None, params: Any = None,
                detail_scale: float = 0.0, detail_start: float = 0.0, detail_end: float = 1.0, detail_hint: str = "auto",
                detail_map: Any = None,
-               cfg_end: float = 1.0, control_budget: str = "full", preset: str = "quality",
+               cfg_end: float = 1.0, control_budget: str = "full", preset: str = DEFAULT_PRESET,
                control_reuse: int = 1, unet_reuse: int = 1) -> Tuple[Any, Any, Any, str]:
         from ..zrealism_core.engine import ZRealismPipeline, transform
         from ..zrealism_core.runtime.fallback import expected_steps, job_report
@@ -110,7 +110,8 @@ class ZRealism_DualControlNetSampler:
                 depth_method=depth_method, detect_resolution=int(detect_resolution),
                 **detail_inputs.kwargs(v["detail_scale"], detail_start, v["detail_end"], detail_hint, given["detail_map"]),
                 cfg_end=float(v["cfg_end"]), control_budget=v["control_budget"],
-                control_reuse=int(v["control_reuse"]), unet_reuse=int(v["unet_reuse"]), **hooks,
+                control_reuse=int(v["control_reuse"]), unet_reuse=int(v["unet_reuse"]),
+                decode_channels_last=bool(v.get("decode_channels_last", False)), **hooks,  # set by a preset only
             )
 
         results, notes = bridge.run_batch(

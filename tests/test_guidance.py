@@ -264,7 +264,8 @@ def test_fast_preset_overrides_only_its_settings():
 
     still_v = dict(steps=25, cfg=7.0, depth_end=0.8, pose_end=0.5, cfg_end=1.0, control_budget="full")
     fast = apply_preset(still_v, "fast")
-    assert fast == dict(still_v, cfg_end=0.5, control_budget="prompt_branch", depth_end=0.6, pose_end=0.5, unet_reuse=2)
+    assert fast == dict(still_v, cfg_end=0.5, control_budget="prompt_branch", depth_end=0.6, pose_end=0.5, unet_reuse=2,
+                        decode_channels_last=True)
     assert apply_preset(still_v, "quality") == still_v
     clip_v = dict(control_end=1.0, cfg_end=1.0, control_budget="full", depth_scale=0.7)
     assert apply_preset(clip_v, "fast", "clip") == dict(clip_v, control_end=0.6, cfg_end=0.5, control_budget="prompt_branch")
@@ -272,11 +273,23 @@ def test_fast_preset_overrides_only_its_settings():
         apply_preset(still_v, "turbo")
 
 
+def test_balanced_preset_is_quality_with_unet_reuse_on_the_still_only():
+    from zrealism_core.settings import DEFAULT_PRESET, apply_preset, resolve
+
+    assert DEFAULT_PRESET == "balanced"
+    still_v = dict(steps=25, cfg=7.0, depth_end=0.8, pose_end=0.5, cfg_end=1.0, control_budget="full", unet_reuse=1)
+    assert apply_preset(still_v, "balanced") == dict(still_v, unet_reuse=2, decode_channels_last=True)
+    clip_v = dict(control_end=1.0, cfg_end=1.0, control_budget="full", depth_scale=0.7)
+    assert apply_preset(clip_v, "balanced", "clip") == clip_v  # the motion UNet takes no step reuse
+    assert resolve("still", still_v).values["unet_reuse"] == 2  # the resolver's default preset
+    assert resolve("still", still_v, preset="quality").values == still_v
+
 def test_analyzer_report_states_the_fast_trade_off():
     from zrealism_core.analysis import analyze
 
     report = analyze(rand_image(48, 40, 3)).report
     assert "Preset 'fast'" in report and "steps unchanged" in report and "prompt adherence" in report
+    assert "Preset 'balanced' (the default)" in report and "unet_reuse 2" in report and "Preset 'quality'" in report
 
 
 def _pack_pipe(pack, comfy_fakes, tiny_set):
@@ -292,7 +305,7 @@ def test_speed_inputs_are_last_and_optional(pack):
         tail = ["cfg_end", "control_budget", "preset"] + (["control_reuse", "unet_reuse"] if "Sampler" in node_id else [])
         assert list(spec["optional"])[-len(tail):] == tail  # the sampler's step-reuse inputs after them (test_step_reuse)
         assert all(spec["optional"][k][1].get("tooltip") for k in ("cfg_end", "control_budget", "preset"))
-        assert spec["optional"]["preset"][1]["default"] == "quality" and spec["optional"]["cfg_end"][1]["default"] == 1.0
+        assert spec["optional"]["preset"][1]["default"] == "balanced" and spec["optional"]["cfg_end"][1]["default"] == 1.0
 
 
 def test_sampler_node_fast_preset_and_empty_pose_map(pack, comfy_fakes, tiny_set):
@@ -311,6 +324,40 @@ def test_sampler_node_fast_preset_and_empty_pose_map(pack, comfy_fakes, tiny_set
     assert seen == {"unet": [2, 2, 1, 1], "depth": [1], "pose": []}
     assert "image 1: pose ControlNet off: the pose map has no keypoints (all black)" in report
 
+
+def test_sampler_node_default_preset_reuses_the_unet_and_quality_is_the_full_job(pack, comfy_fakes, tiny_set):
+    pipe = _pack_pipe(pack, comfy_fakes, tiny_set)
+    sampler = pack.nodes.NODE_CLASS_MAPPINGS["ZRealism_DualControlNetSampler"]()
+    args = dict(prompt="photo", negative="drawing", seed=3, steps=8, cfg=7.0, denoise=0.5, depth_scale=0.7,
+                pose_scale=0.7, depth_start=0.0, depth_end=1.0, pose_start=0.0, pose_end=1.0,
+                scheduler="euler", color_lock=0.0, depth_map=torch.from_numpy(DEPTH[None]),
+                pose_map=torch.from_numpy(DEPTH[None]))
+    image = torch.from_numpy(IMG[None])
+    depth, pose = pipe.controlnets
+    vae = pipe.sd.vae
+    strides = [p.stride() for p in vae.parameters()]
+    layouts = []  # per decode: channels-last or not
+    def record(module, args):  # the layout the decoder's first conv runs in (its 3x3 weight: unambiguous)
+        w = module.weight
+        layouts.append(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous())
+
+    hook = vae.decoder.conv_in.register_forward_pre_hook(record)
+    out, seen, cl = {}, {}, {}
+    try:
+        for preset in (None, "balanced", "quality"):  # None: left out, as an API prompt may
+            layouts.clear()
+            with Batches(depth=depth, pose=pose) as s:
+                out[preset] = sampler.sample(pipe, image, **args, **({} if preset is None else {"preset": preset}))[0]
+            seen[preset], cl[preset] = dict(s), list(layouts)
+    finally:
+        hook.remove()
+    assert cl == {None: [True], "balanced": [True], "quality": [False]}  # balanced decodes channels-last
+    # ... and puts the layout back: the encoder and a quality job after it see the module as before
+    assert [p.stride() for p in vae.parameters()] == strides and "decode" not in vae.__dict__
+    # 4 steps: balanced runs the full UNet (and the nets' forward) on steps 0 and 2 only; quality on every step
+    assert seen[None] == seen["balanced"] == {"depth": [2, 2], "pose": [2, 2]}
+    assert seen["quality"] == {"depth": [2] * 4, "pose": [2] * 4}
+    assert torch.equal(out[None], out["balanced"]) and not torch.equal(out["balanced"], out["quality"])
 
 def test_fuse_node_cfg_end_and_budget(pack, comfy_fakes, tiny_set):
     from test_animate_nodes import FUSE_ARGS, _motion, frames_tensor

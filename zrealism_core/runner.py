@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import InputError, ModelFileError
 from .runtime.fallback import check_cancel
+from .settings import DEFAULT_PRESET
 from .imaging.folder import IMAGE_SUFFIXES  # noqa: F401 (its old home; the rule lives in imaging.folder)
 from .models.catalog import CATALOG, ModelPaths, missing_models_message
 
@@ -50,7 +51,7 @@ class RunOptions:
     ip_weight: float = 0.6
     embedding_dirs: List[Path] = field(default_factory=list)  # for embedding:NAME in prompts
     clip_skip: int = 1  # 1 = CLIP's last layer, 2 = penultimate
-    preset: str = "quality"  # speed preset (params.PRESETS): "fast" = cfg_end 0.5, prompt_branch, control end <= 0.6
+    preset: str = DEFAULT_PRESET  # speed preset (settings.PRESETS): "balanced" = unet_reuse 2; "fast"; "quality" = all off
     # the still's sampler settings given explicitly, by the Dual ControlNet Sampler's input names (cfg, depth_start,
     # depth_method, detect_resolution, detail_scale, cfg_end, ...): they replace the analyzer's recommendation and
     # the node's defaults (commands/run.py SAMPLER_FLAGS)
@@ -266,6 +267,7 @@ def run_image(
                 cancel=cancel, placement=placement,
                 cfg_end=float(settings["cfg_end"]), control_budget=settings["control_budget"],
                 control_reuse=int(settings["control_reuse"]), unet_reuse=int(settings["unet_reuse"]),
+                decode_channels_last=bool(settings.get("decode_channels_last", False)),
                 detail_scale=float(settings["detail_scale"]), detail_end=float(settings["detail_end"]), **extra,
             )
         frames, clip_settings = None, None

@@ -89,21 +89,30 @@ def window_notes(values: Dict[str, Any], params: Any, own_ends: Sequence[str] = 
 # ------------------------------------------------------------------ speed presets
 #
 # A preset overrides only these settings (no step count: fewer steps is the few-step path's
-# job, e.g. the lcm scheduler with an LCM LoRA). "quality" overrides nothing. Applied after params.
-# unet_reuse is the still's only (STILL_ONLY). Why these: benchmarks/RESULTS.md, bench_still.
+# job, e.g. the lcm scheduler with an LCM LoRA). "quality" overrides nothing: it is the output of every release
+# before "balanced" became the default, bit for bit (saved workflows store their preset, so they keep it).
+# "balanced" is quality with the still's UNet step reuse, which keeps the picture (48.5 dB against quality, edge_f
+# and colour ΔE unchanged to 0.01). Applied after params. unet_reuse is the still's only (STILL_ONLY), so on the clip
+# balanced is quality. Why these: benchmarks/RESULTS.md, bench_still, bench_vs_comfyui.
 PRESETS: Dict[str, Dict[str, Any]] = {
     "quality": {},
-    "fast": {"cfg_end": 0.5, "control_budget": "prompt_branch", "control_end_max": 0.6, "unet_reuse": 2},
+    "fast": {"cfg_end": 0.5, "control_budget": "prompt_branch", "control_end_max": 0.6, "unet_reuse": 2,
+             "decode_channels_last": True},
+    "balanced": {"unet_reuse": 2, "decode_channels_last": True},
 }
 PRESET_NAMES = tuple(PRESETS)
 # preset settings only the still has (runtime/step_reuse.py: the clip's motion UNet does not take them)
-STILL_ONLY = ("control_reuse", "unet_reuse")
-DEFAULT_PRESET = "quality"
+STILL_ONLY = ("control_reuse", "unet_reuse", "decode_channels_last")  # the last: runtime/decode_layout.py
+DEFAULT_PRESET = "balanced"  # new nodes, `zrealism run`, and API prompts that leave preset out
 # the settings each target's control end lives in
 _CONTROL_ENDS = {"still": ("depth_end", "pose_end"), "clip": ("control_end",)}
 
 PRESET_TRADE_OFFS: Dict[str, str] = {
-    "quality": "every step guided, ControlNets on both branches for their whole window",
+    "quality": "every step guided, ControlNets on both branches for their whole window, the full UNet at every step "
+               "(the output of releases before balanced became the default, bit for bit)",
+    "balanced": ("quality's settings, and on the still the full UNet runs every other step (unet_reuse 2: its outer "
+                 "blocks only in between): 0.66x the FLOPs of quality's job, for a picture 48.5 dB from quality's "
+                 "(256², 8 steps x 0.5, random weights), edge_f and colour ΔE unchanged to 0.01; on the clip it is quality"),
     "fast": ("classifier-free guidance stops after half the steps, the ControlNets run once per step (prompt branch, "
              "residuals shared) and stop by 0.6 of the schedule, and on the still the full UNet runs every other step "
              "(unet_reuse 2: its outer blocks only in between): 0.35x the UNet + ControlNet FLOPs of quality (0.54x of "
@@ -134,9 +143,11 @@ def apply_preset(values: Dict[str, Any], preset: str, target: str = "still") -> 
 
 
 def preset_report(control_end: float) -> str:
-    """The analyzer report's line on what the fast preset trades off (with these recommendations)."""
+    """The analyzer report's line on what each preset trades off (with these recommendations)."""
     end = min(float(control_end), float(PRESETS["fast"]["control_end_max"]))
-    return (f"Preset 'fast' (sampler / AnimateDiff Fuse `preset`, `zrealism run --preset fast`): control end "
+    return (f"Preset 'balanced' (the default): {PRESET_TRADE_OFFS['balanced']}. "
+            f"Preset 'quality': {PRESET_TRADE_OFFS['quality']}. "
+            f"Preset 'fast' (sampler / AnimateDiff Fuse `preset`, `zrealism run --preset fast`): control end "
             f"{float(control_end):.2f} -> {end:.2f}, steps unchanged; {PRESET_TRADE_OFFS['fast']}.")
 
 

@@ -23,6 +23,7 @@ from ..runtime import device as devices
 from ..runtime import fallback as runtime
 from ..runtime import guidance
 from ..runtime import step_reuse
+from ..runtime.decode_layout import channels_last_decode
 from ..runtime.placement import estimate_memory, run_detection
 from ..models.schedulers import DEFAULT_SCHEDULER, make_scheduler
 from ..text.encode import pipeline_prompt_embeds
@@ -115,6 +116,7 @@ def transform(
     placement: Any = None,
     control_reuse: int = step_reuse.DEFAULT_CONTROL_REUSE,
     unet_reuse: int = step_reuse.DEFAULT_UNET_REUSE,
+    decode_channels_last: bool = False,
 ) -> TransformResult:
     """Turn a prepared drawing into a photo while keeping its geometry (depth) and pose (OpenPose).
 
@@ -144,6 +146,8 @@ def transform(
     serve the steps between. unet_reuse N (1 = off): DeepCache, the full UNet every N-th step, only its
     shallow blocks (on the cached deep feature, with the ControlNets' shallow residuals) in between
     (runtime/step_reuse.py). result.reuse says what ran and how much the residuals changed.
+    decode_channels_last: the VAE decode in channels-last layout (faster on a CPU; not bit-identical, ~1e-5;
+    runtime/decode_layout.py). The balanced and fast presets set it; quality leaves it off.
     """
     import torch
 
@@ -237,7 +241,7 @@ def transform(
                         pipe.sd, prompt or "", negative or "", cfg=scale, options=pipe.text, notes=made),
                     prompt or "", negative or "", scale, notes)
             with runtime.stage("synthesizing", timings, detail), guidance.scheduled(schedule, pipe.sd.controlnet, pipe.sd.unet), \
-                    encode_cache.vae_encodings(pipe, pipe.sd.vae):
+                    encode_cache.vae_encodings(pipe, pipe.sd.vae), channels_last_decode(pipe.sd.vae, bool(decode_channels_last)):
                 out = pipe.sd(
                     **adapter_kwargs,
                     prompt_embeds=pos_embeds,
