@@ -22,10 +22,10 @@ def speed_inputs() -> Dict[str, Any]:
                        "once per step on the prompt branch and both branches use the result (about 20% less work per step)."}),
         "preset": (list(PRESET_NAMES), {
             "default": DEFAULT_PRESET,
-            "tooltip": f"balanced (default): the settings above, and on the sampler unet_reuse 2 ({PRESET_TRADE_OFFS['balanced']}). "
+            "tooltip": f"balanced (default): the settings above, and on the sampler unet_reuse 2 and a channels-last VAE decode ({PRESET_TRADE_OFFS['balanced']}). "
                        f"quality: the settings above as they are (the output of earlier releases, bit for bit). "
                        f"fast: overrides cfg_end (0.5), control_budget (prompt_branch), caps the control end at 0.6 and, "
-                       f"on the sampler, sets unet_reuse 2; steps unchanged. Trade-off: {PRESET_TRADE_OFFS['fast']}."}),
+                       f"on the sampler, sets unet_reuse 2 and the channels-last decode; steps unchanged. Trade-off: {PRESET_TRADE_OFFS['fast']}."}),
     }
 
 
