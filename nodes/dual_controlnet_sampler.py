@@ -117,7 +117,7 @@ class ZRealism_DualControlNetSampler:
         results, notes = bridge.run_batch(
             pipe, image, job, steps_per_image=expected_steps(int(v["steps"]), float(v["denoise"])),
             images=dict(depth_map=depth_map, pose_map=pose_map, detail_map=detail_map), masks=dict(mask=mask))
-        notes.insert(0, ("params", settings.notes))
+        notes[:0] = [("preset", settings.preset_notes), ("params", settings.notes)]
         return (bridge.numpy_to_image([r.image for r in results]), bridge.numpy_to_image([r.depth_map for r in results]),
                 bridge.numpy_to_image([r.pose_map for r in results]), job_report(notes))
 

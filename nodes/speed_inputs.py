@@ -38,7 +38,7 @@ def step_reuse_inputs() -> Dict[str, Any]:
                        "is reused on the steps between (less ControlNet work; the residuals change little late in the schedule)."}),
         "unet_reuse": ("INT", {
             "default": DEFAULT_UNET_REUSE, "min": 1, "max": MAX_INTERVAL,
-            "tooltip": "1 = off (default). N: DeepCache - the full UNet runs every N-th step; in between only its "
-                       "outermost blocks run, on the deep features of the last full step (and the ControlNets only their "
-                       "outermost part)."}),
+            "tooltip": "1 = off here (default; the balanced and fast presets then use 2). N: DeepCache - the full UNet "
+                       "runs every N-th step; in between only its outermost blocks run, on the deep features of the last "
+                       "full step (and the ControlNets only their outermost part). A value above 1 wins over the preset's."}),
     }

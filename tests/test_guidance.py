@@ -283,6 +283,14 @@ def test_balanced_preset_is_quality_with_unet_reuse_on_the_still_only():
     assert apply_preset(clip_v, "balanced", "clip") == clip_v  # the motion UNet takes no step reuse
     assert resolve("still", still_v).values["unet_reuse"] == 2  # the resolver's default preset
     assert resolve("still", still_v, preset="quality").values == still_v
+    assert resolve("still", still_v).preset_notes == [
+        "balanced set unet_reuse 1 -> 2, decode_channels_last True; preset quality runs every step in full"]
+    assert resolve("still", still_v, preset="quality").preset_notes == []
+    # an interval the user set stands under every preset (the node's widget, `zrealism run --unet-reuse 3`)
+    for preset in ("balanced", "fast"):
+        assert resolve("still", dict(still_v, unet_reuse=3), preset=preset).values["unet_reuse"] == 3
+        assert resolve("still", still_v, explicit={"unet_reuse": 4}, preset=preset).values["unet_reuse"] == 4
+
 
 def test_analyzer_report_states_the_fast_trade_off():
     from zrealism_core.analysis import analyze
@@ -342,12 +350,12 @@ def test_sampler_node_default_preset_reuses_the_unet_and_quality_is_the_full_job
         layouts.append(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous())
 
     hook = vae.decoder.conv_in.register_forward_pre_hook(record)
-    out, seen, cl = {}, {}, {}
+    out, seen, cl, report = {}, {}, {}, {}
     try:
         for preset in (None, "balanced", "quality"):  # None: left out, as an API prompt may
             layouts.clear()
             with Batches(depth=depth, pose=pose) as s:
-                out[preset] = sampler.sample(pipe, image, **args, **({} if preset is None else {"preset": preset}))[0]
+                out[preset], *_, report[preset] = sampler.sample(pipe, image, **args, **({} if preset is None else {"preset": preset}))
             seen[preset], cl[preset] = dict(s), list(layouts)
     finally:
         hook.remove()
@@ -358,6 +366,9 @@ def test_sampler_node_default_preset_reuses_the_unet_and_quality_is_the_full_job
     assert seen[None] == seen["balanced"] == {"depth": [2, 2], "pose": [2, 2]}
     assert seen["quality"] == {"depth": [2] * 4, "pose": [2] * 4}
     assert torch.equal(out[None], out["balanced"]) and not torch.equal(out["balanced"], out["quality"])
+    # the report says what the default changed, so a picture unlike quality's says why
+    assert "preset: balanced set unet_reuse 1 -> 2, decode_channels_last True" in report[None]
+    assert "preset:" not in report["quality"]
 
 def test_fuse_node_cfg_end_and_budget(pack, comfy_fakes, tiny_set):
     from test_animate_nodes import FUSE_ARGS, _motion, frames_tensor

@@ -319,7 +319,7 @@ def run_image(
         "video_settings": clip_settings,
         "device": {"device": still.device, "dtype": still.dtype, "fallback": still.fallback},
         # what the still / clip switched off or changed on the user's behalf (runtime.note), as the nodes' report
-        "notes": {"still": still_settings.notes + list(still.notes), "video": list(getattr(frames, "notes", [])) if frames is not None else None},
+        "notes": {"still": still_settings.preset_notes + still_settings.notes + list(still.notes), "video": list(getattr(frames, "notes", [])) if frames is not None else None},
         "still": report.to_dict(),
         "video": video_report.to_dict() if video_report is not None else None,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},

@@ -103,6 +103,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
 PRESET_NAMES = tuple(PRESETS)
 # preset settings only the still has (runtime/step_reuse.py: the clip's motion UNet does not take them)
 STILL_ONLY = ("control_reuse", "unet_reuse", "decode_channels_last")  # the last: runtime/decode_layout.py
+# step-reuse intervals: a preset's applies where the job's own is 1 (off); an interval the user set above 1 stands
+_REUSE = ("control_reuse", "unet_reuse")
 DEFAULT_PRESET = "balanced"  # new nodes, `zrealism run`, and API prompts that leave preset out
 # the settings each target's control end lives in
 _CONTROL_ENDS = {"still": ("depth_end", "pose_end"), "clip": ("control_end",)}
@@ -133,7 +135,7 @@ def apply_preset(values: Dict[str, Any], preset: str, target: str = "still") -> 
     p = PRESETS[preset]
     out = dict(values)
     for name in ("cfg_end", "control_budget") + (STILL_ONLY if target == "still" else ()):
-        if name in p:
+        if name in p and not (name in _REUSE and int(out.get(name, 1)) > 1):
             out[name] = p[name]
     if "control_end_max" in p:
         # every ControlNet's end: the detail net's too, where the caller passes it
@@ -158,6 +160,7 @@ class Resolved:
     """What resolve() decided: the settings to run with, and why any of them turned a net off."""
     values: Dict[str, Any]
     notes: List[str] = field(default_factory=list)
+    preset_notes: List[str] = field(default_factory=list)  # what the preset changed (the report's "preset:" line)
 
 
 def resolve(target: str, widgets: Dict[str, Any], params: Any = None, preset: str = DEFAULT_PRESET, *,
@@ -179,7 +182,17 @@ def resolve(target: str, widgets: Dict[str, Any], params: Any = None, preset: st
     if "detail_scale" in widgets:
         values["detail_scale"] = scale_from_params(pipe, widgets["detail_scale"], values)
     values.update(explicit or {})
+    chosen = values
     values = apply_preset(values, preset, target)
     own_ends = [net for net in ("depth", "pose") if f"{net}_end" in (explicit or {})]
     notes = window_notes(values, params, own_ends) if target == "still" else []
-    return Resolved(values, notes)
+    return Resolved(values, notes, preset_changes(chosen, values, preset))
+
+
+def preset_changes(chosen: Dict[str, Any], values: Dict[str, Any], preset: str) -> List[str]:
+    """One line naming what `preset` changed from the chosen settings (none if it changed nothing), so a
+    picture that differs from quality's says why in the node's report."""
+    changed = [f"{k} {chosen[k]} -> {v}" if k in chosen else f"{k} {v}" for k, v in values.items() if chosen.get(k) != v]
+    if not changed:
+        return []
+    return [f"{preset} set {', '.join(changed)}; preset quality runs every step in full"]

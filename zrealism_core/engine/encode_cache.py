@@ -23,6 +23,8 @@ import hashlib
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
+from ..runtime.instance_patch import method_replaced
+
 MAX_ENTRIES = 4
 _KEY = "encode_cache"
 
@@ -75,7 +77,6 @@ def vae_encodings(pipe: Any, vae: Any) -> Iterator[None]:
 
     store = _store(pipe)
     encode = vae.encode
-    before = vae.__dict__.get("encode")  # another instance-level wrapper (a profiler), put back on exit
 
     def cached(x: Any, *args: Any, **kwargs: Any) -> Any:
         data = x.detach().to("cpu").contiguous().view(-1).view(torch.uint8)
@@ -89,11 +90,5 @@ def vae_encodings(pipe: Any, vae: Any) -> Iterator[None]:
         _put(store, key, out)
         return out
 
-    vae.encode = cached
-    try:
+    with method_replaced(vae, "encode", cached):
         yield
-    finally:
-        if before is None:
-            vae.__dict__.pop("encode", None)
-        else:
-            vae.encode = before

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator
 
+from .instance_patch import method_replaced
+
 
 @contextlib.contextmanager
 def channels_last_decode(vae: Any, on: bool) -> Iterator[None]:
@@ -21,7 +23,6 @@ def channels_last_decode(vae: Any, on: bool) -> Iterator[None]:
 
     parts = [m for m in (getattr(vae, "post_quant_conv", None), vae.decoder) if m is not None]
     decode = vae.decode
-    before = vae.__dict__.get("decode")  # another instance-level wrapper (a profiler), put back on exit
 
     def decode_cl(z: Any, *args: Any, **kwargs: Any) -> Any:
         return decode(z.contiguous(memory_format=torch.channels_last), *args, **kwargs)
@@ -32,14 +33,10 @@ def channels_last_decode(vae: Any, on: bool) -> Iterator[None]:
     strides = [t.stride() for t in tensors]
     for m in parts:
         m.to(memory_format=torch.channels_last)
-    vae.decode = decode_cl
     try:
-        yield
+        with method_replaced(vae, "decode", decode_cl):
+            yield
     finally:
-        if before is None:
-            vae.__dict__.pop("decode", None)
-        else:
-            vae.decode = before
         with torch.no_grad():
             for t, stride in zip(tensors, strides):
                 t.data = torch.empty_strided(t.shape, stride, dtype=t.dtype, device=t.device).copy_(t.data)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import InputError
+from .instance_patch import method_replaced
 
 DEFAULT_CONTROL_REUSE = 1
 DEFAULT_UNET_REUSE = 1
@@ -245,11 +246,8 @@ def installed(reuse: Optional[StepReuse], unet: Any) -> Iterator[None]:
         finally:
             handle.remove()
 
-    unet.forward = forward
-    try:
+    with method_replaced(unet, "forward", forward):
         yield
-    finally:
-        del unet.forward
 
 
 _UNSUPPORTED = ("attention_mask", "encoder_attention_mask", "down_intrablock_additional_residuals", "class_labels")
