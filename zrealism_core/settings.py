@@ -114,14 +114,15 @@ PRESET_TRADE_OFFS: Dict[str, str] = {
                "(the output of releases before balanced became the default, bit for bit)",
     "balanced": ("quality's settings, and on the still the full UNet runs every other step (unet_reuse 2: its outer "
                  "blocks only in between) and its VAE decode runs channels-last (~1e-5 from plain): 0.66x the FLOPs of quality's job, for a picture 48.5 dB from quality's "
-                 "(256², 8 steps x 0.5, random weights), edge_f and colour ΔE unchanged to 0.01; on the clip it is quality"),
+                 "(256², 8 steps x 0.5, random weights), edge_f and colour ΔE unchanged to 0.01; on a real ComfyUI server (CPU, "
+                 "256²) it took 0.64 of the time of ComfyUI's native dual-ControlNet graph, quality 0.94; on the clip it is quality"),
     "fast": ("classifier-free guidance stops after half the steps, the ControlNets run once per step (prompt branch, "
              "residuals shared) and stop by 0.6 of the schedule, and on the still the full UNet runs every other step "
              "(unet_reuse 2: its outer blocks only in between): 0.35x the UNet + ControlNet FLOPs of quality (0.54x of "
              "the whole job), for a little less prompt adherence in the late steps and looser fine pose/edge alignment "
              "(256², 4 steps, random weights: 27 dB PSNR against quality, of which unet_reuse costs 0.1 dB; edge_f "
-             "and colour ΔE within 0.01 / 0.1); on a real ComfyUI server (CPU, 256²) fast took 0.45 of the time of "
-             "ComfyUI's native dual-ControlNet graph, quality 0.92"),
+             "and colour ΔE within 0.01 / 0.1); on a real ComfyUI server (CPU, 256²) fast took 0.41 of the time of "
+             "ComfyUI's native dual-ControlNet graph, quality 0.94"),
 }
 
 

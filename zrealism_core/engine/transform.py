@@ -241,7 +241,8 @@ def transform(
                         pipe.sd, prompt or "", negative or "", cfg=scale, options=pipe.text, notes=made),
                     prompt or "", negative or "", scale, notes)
             with runtime.stage("synthesizing", timings, detail), guidance.scheduled(schedule, pipe.sd.controlnet, pipe.sd.unet), \
-                    encode_cache.vae_encodings(pipe, pipe.sd.vae), channels_last_decode(pipe.sd.vae, bool(decode_channels_last)):
+                    encode_cache.vae_encodings(pipe, pipe.sd.vae), channels_last_decode(pipe.sd.vae, bool(decode_channels_last)), \
+                    runtime.timed_method(pipe.sd.vae, "decode", "decoding", timings):  # a part of synthesizing, timed apart
                 out = pipe.sd(
                     **adapter_kwargs,
                     prompt_embeds=pos_embeds,

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
 
 from .device import dtype_name, free_memory, is_oom
+from .instance_patch import method_replaced
 from ..errors import CancelledError, ZRealismError
 
 log = logging.getLogger("zrealism")
@@ -87,6 +88,19 @@ def stage(name: str, timings: Optional[Dict[str, float]] = None, detail: str = "
         if timings is not None:
             timings[name] = timings.get(name, 0.0) + dt
         log.info("zrealism: %s done in %.2f s", name, dt)
+
+
+@contextlib.contextmanager
+def timed_method(obj: Any, method: str, name: str, timings: Optional[Dict[str, float]] = None) -> Iterator[None]:
+    """While active, each call of obj.<method> is a stage of its own (e.g. the VAE decode inside 'synthesizing')."""
+    inner = getattr(obj, method)  # taken on entry: the wrappers already in place are part of the timed call
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        with stage(name, timings):
+            return inner(*args, **kwargs)
+
+    with method_replaced(obj, method, timed):
+        yield
 
 
 # ------------------------------------------------------------------ progress and cancel
