@@ -333,13 +333,18 @@ def test_sampler_node_fast_preset_and_empty_pose_map(pack, comfy_fakes, tiny_set
     assert "image 1: pose ControlNet off: the pose map has no keypoints (all black)" in report
 
 
+def sampler_args(pose_map):
+    """The sampler node's widgets for an 8 x 0.5 euler job on the test maps, both nets at 0.7 for the whole schedule."""
+    return dict(prompt="photo", negative="drawing", seed=3, steps=8, cfg=7.0, denoise=0.5, depth_scale=0.7,
+                pose_scale=0.7, depth_start=0.0, depth_end=1.0, pose_start=0.0, pose_end=1.0,
+                scheduler="euler", color_lock=0.0, depth_map=torch.from_numpy(DEPTH[None]),
+                pose_map=torch.from_numpy(pose_map[None]))
+
+
 def test_sampler_node_default_preset_reuses_the_unet_and_quality_is_the_full_job(pack, comfy_fakes, tiny_set):
     pipe = _pack_pipe(pack, comfy_fakes, tiny_set)
     sampler = pack.nodes.NODE_CLASS_MAPPINGS["ZRealism_DualControlNetSampler"]()
-    args = dict(prompt="photo", negative="drawing", seed=3, steps=8, cfg=7.0, denoise=0.5, depth_scale=0.7,
-                pose_scale=0.7, depth_start=0.0, depth_end=1.0, pose_start=0.0, pose_end=1.0,
-                scheduler="euler", color_lock=0.0, depth_map=torch.from_numpy(DEPTH[None]),
-                pose_map=torch.from_numpy(DEPTH[None]))
+    args = sampler_args(pose_map=DEPTH)
     image = torch.from_numpy(IMG[None])
     depth, pose = pipe.controlnets
     vae = pipe.sd.vae

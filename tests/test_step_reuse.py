@@ -199,16 +199,13 @@ def test_sampler_node_inputs_are_last_optional_with_defaults_off(pack):
 def test_sampler_node_and_run_flags_reach_the_engine(pack, comfy_fakes, tiny_set, tmp_path):
     import json
 
-    from test_guidance import _pack_pipe
+    from test_guidance import _pack_pipe, sampler_args
     from zrealism_core.cli import main
     from zrealism_core.commands.selftest import write_tiny_models_dir
 
     pipe = _pack_pipe(pack, comfy_fakes, tiny_set)
     sampler = pack.nodes.NODE_CLASS_MAPPINGS["ZRealism_DualControlNetSampler"]()
-    args = dict(prompt="photo", negative="drawing", seed=3, steps=8, cfg=7.0, denoise=0.5, depth_scale=0.7,
-                pose_scale=0.7, depth_start=0.0, depth_end=1.0, pose_start=0.0, pose_end=1.0,
-                scheduler="euler", color_lock=0.0, depth_map=torch.from_numpy(DEPTH[None]),
-                pose_map=torch.from_numpy(POSE[None]))
+    args = sampler_args(pose_map=POSE)
     with Calls(**modules(pipe)) as n:
         sampler.sample(pipe, torch.from_numpy(IMG[None]), control_reuse=2, unet_reuse=2, **args)
     # full UNet on steps 0, 2 (the nets run in full there), shallow on 1, 3 (the nets' residuals reused)
