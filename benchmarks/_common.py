@@ -142,7 +142,8 @@ def run_ours(pipe: Any, job: dict, images: Sequence[np.ndarray], prepare: Any = 
                      steps=job["steps"], denoise=job["denoise"], cfg=job["cfg"], scheduler=job["scheduler"],
                      depth_end=job["depth_end"], pose_end=job["pose_end"], cfg_end=job["cfg_end"],
                      control_budget=job["control_budget"], control_reuse=job.get("control_reuse", 1),
-                     unet_reuse=job.get("unet_reuse", 1), prepare=prepare)
+                     unet_reuse=job.get("unet_reuse", 1), decode_channels_last=job.get("decode_channels_last", False),
+                     prepare=prepare)
 
 
 def run_plain(sd: Any, job: dict, images: Sequence[np.ndarray]) -> np.ndarray:

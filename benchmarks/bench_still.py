@@ -36,9 +36,19 @@ LEVER_CASES: dict = {
     "control_reuse 2 + unet_reuse 2": dict(control_reuse=2, unet_reuse=2),
     "fast before issue 20 (cfg_end 0.5, prompt_branch, ends 0.6)": dict(cfg_end=0.5, control_budget="prompt_branch",
                                                                          depth_end=0.6, pose_end=0.6),
-    "fast (the preset now: + unet_reuse 2)": dict(cfg_end=0.5, control_budget="prompt_branch", depth_end=0.6, pose_end=0.6,
-                                                   unet_reuse=2),
+    "decode_channels_last": dict(decode_channels_last=True),
 }
+
+
+def preset_case(preset: str) -> dict:
+    """What a preset changes on the benchmark's full job, as the sampler node resolves it (settings.apply_preset)."""
+    from zrealism_core.settings import apply_preset
+
+    full = dict(depth_end=1.0, pose_end=1.0, cfg_end=1.0, control_budget="full", control_reuse=1, unet_reuse=1)
+    return {k: v for k, v in apply_preset(full, preset).items() if full.get(k) != v}
+
+
+LEVER_CASES.update({"balanced (the default preset)": preset_case("balanced"), "fast (the preset)": preset_case("fast")})
 
 
 def lever_inputs(size: int):

@@ -97,7 +97,7 @@ def test_sampler_batch_memory_manager_and_progress(pack, comfy_fakes, tiny_set):
     assert out.shape == (2, 24, 32, 3) and depth.shape == pose.shape == (2, 24, 32, 3)
     assert (out[0] - out[1]).abs().max() > 1e-3  # image i uses seed + i
     # maps given, nets on: nothing switched off; the default preset's changes only
-    assert report == "preset: balanced set unet_reuse 1 -> 2, decode_channels_last True; preset quality runs every step in full"
+    assert report == "preset: balanced set control_reuse 1 -> 2, unet_reuse 1 -> 2, decode_channels_last True; preset quality runs every step in full"
     loads = [c for c in comfy_fakes.model_management.calls if c[0] == "load_models_gpu"]
     assert len(loads) == 2 and len(loads[0][1]) == 5 and loads[0][2]["force_full_load"]
     inner = {id(p.model.inner) for p in loads[0][1]}

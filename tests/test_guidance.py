@@ -265,7 +265,7 @@ def test_fast_preset_overrides_only_its_settings():
     still_v = dict(steps=25, cfg=7.0, depth_end=0.8, pose_end=0.5, cfg_end=1.0, control_budget="full")
     fast = apply_preset(still_v, "fast")
     assert fast == dict(still_v, cfg_end=0.5, control_budget="prompt_branch", depth_end=0.6, pose_end=0.5, unet_reuse=2,
-                        decode_channels_last=True)
+                        control_reuse=2, decode_channels_last=True)
     assert apply_preset(still_v, "quality") == still_v
     clip_v = dict(control_end=1.0, cfg_end=1.0, control_budget="full", depth_scale=0.7)
     assert apply_preset(clip_v, "fast", "clip") == dict(clip_v, control_end=0.6, cfg_end=0.5, control_budget="prompt_branch")
@@ -273,18 +273,19 @@ def test_fast_preset_overrides_only_its_settings():
         apply_preset(still_v, "turbo")
 
 
-def test_balanced_preset_is_quality_with_unet_reuse_on_the_still_only():
+def test_balanced_preset_is_quality_with_step_reuse_on_the_still_only():
     from zrealism_core.settings import DEFAULT_PRESET, apply_preset, resolve
 
     assert DEFAULT_PRESET == "balanced"
-    still_v = dict(steps=25, cfg=7.0, depth_end=0.8, pose_end=0.5, cfg_end=1.0, control_budget="full", unet_reuse=1)
-    assert apply_preset(still_v, "balanced") == dict(still_v, unet_reuse=2, decode_channels_last=True)
+    still_v = dict(steps=25, cfg=7.0, depth_end=0.8, pose_end=0.5, cfg_end=1.0, control_budget="full", unet_reuse=1,
+                   control_reuse=1)
+    assert apply_preset(still_v, "balanced") == dict(still_v, unet_reuse=2, control_reuse=2, decode_channels_last=True)
     clip_v = dict(control_end=1.0, cfg_end=1.0, control_budget="full", depth_scale=0.7)
     assert apply_preset(clip_v, "balanced", "clip") == clip_v  # the motion UNet takes no step reuse
     assert resolve("still", still_v).values["unet_reuse"] == 2  # the resolver's default preset
     assert resolve("still", still_v, preset="quality").values == still_v
     assert resolve("still", still_v).preset_notes == [
-        "balanced set unet_reuse 1 -> 2, decode_channels_last True; preset quality runs every step in full"]
+        "balanced set unet_reuse 1 -> 2, control_reuse 1 -> 2, decode_channels_last True; preset quality runs every step in full"]
     assert resolve("still", still_v, preset="quality").preset_notes == []
     # an interval the user set stands under every preset (the node's widget, `zrealism run --unet-reuse 3`)
     for preset in ("balanced", "fast"):
@@ -354,25 +355,31 @@ def test_sampler_node_default_preset_reuses_the_unet_and_quality_is_the_full_job
         w = module.weight
         layouts.append(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous())
 
-    hook = vae.decoder.conv_in.register_forward_pre_hook(record)
-    out, seen, cl, report = {}, {}, {}, {}
+    hints = []  # the depth net's hint embedding runs in its full and its shallow pass, not where residuals are reused
+    hooks = [vae.decoder.conv_in.register_forward_pre_hook(record),
+             depth.controlnet_cond_embedding.register_forward_pre_hook(lambda m, a: hints.append(1))]
+    out, seen, cl, report, hint = {}, {}, {}, {}, {}
     try:
         for preset in (None, "balanced", "quality"):  # None: left out, as an API prompt may
             layouts.clear()
+            hints.clear()
             with Batches(depth=depth, pose=pose) as s:
                 out[preset], *_, report[preset] = sampler.sample(pipe, image, **args, **({} if preset is None else {"preset": preset}))
-            seen[preset], cl[preset] = dict(s), list(layouts)
+            seen[preset], cl[preset], hint[preset] = dict(s), list(layouts), len(hints)
     finally:
-        hook.remove()
+        for h in hooks:
+            h.remove()
     assert cl == {None: [True], "balanced": [True], "quality": [False]}  # balanced decodes channels-last
     # ... and puts the layout back: the encoder and a quality job after it see the module as before
     assert [p.stride() for p in vae.parameters()] == strides and "decode" not in vae.__dict__
     # 4 steps: balanced runs the full UNet (and the nets' forward) on steps 0 and 2 only; quality on every step
     assert seen[None] == seen["balanced"] == {"depth": [2, 2], "pose": [2, 2]}
     assert seen["quality"] == {"depth": [2] * 4, "pose": [2] * 4}
+    # control_reuse 2: on steps 1 and 3 the nets' residuals of steps 0 and 2 serve (no shallow pass either)
+    assert hint == {None: 2, "balanced": 2, "quality": 4}
     assert torch.equal(out[None], out["balanced"]) and not torch.equal(out["balanced"], out["quality"])
     # the report says what the default changed, so a picture unlike quality's says why
-    assert "preset: balanced set unet_reuse 1 -> 2, decode_channels_last True" in report[None]
+    assert "preset: balanced set control_reuse 1 -> 2, unet_reuse 1 -> 2, decode_channels_last True" in report[None]
     assert "preset:" not in report["quality"]
 
 def test_fuse_node_cfg_end_and_budget(pack, comfy_fakes, tiny_set):

@@ -97,8 +97,8 @@ def window_notes(values: Dict[str, Any], params: Any, own_ends: Sequence[str] = 
 PRESETS: Dict[str, Dict[str, Any]] = {
     "quality": {},
     "fast": {"cfg_end": 0.5, "control_budget": "prompt_branch", "control_end_max": 0.6, "unet_reuse": 2,
-             "decode_channels_last": True},
-    "balanced": {"unet_reuse": 2, "decode_channels_last": True},
+             "control_reuse": 2, "decode_channels_last": True},
+    "balanced": {"unet_reuse": 2, "control_reuse": 2, "decode_channels_last": True},
 }
 PRESET_NAMES = tuple(PRESETS)
 # preset settings only the still has (runtime/step_reuse.py: the clip's motion UNet does not take them)
