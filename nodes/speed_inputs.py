@@ -22,10 +22,10 @@ def speed_inputs() -> Dict[str, Any]:
                        "once per step on the prompt branch and both branches use the result (about 20% less work per step)."}),
         "preset": (list(PRESET_NAMES), {
             "default": DEFAULT_PRESET,
-            "tooltip": f"balanced (default): the settings above, and on the sampler unet_reuse 2 and a channels-last VAE decode ({PRESET_TRADE_OFFS['balanced']}). "
+            "tooltip": f"balanced (default): the settings above, and on the sampler unet_reuse 2, control_reuse 2 and a channels-last VAE decode ({PRESET_TRADE_OFFS['balanced']}). "
                        f"quality: the settings above as they are (the output of earlier releases, bit for bit). "
                        f"fast: overrides cfg_end (0.5), control_budget (prompt_branch), caps the control end at 0.6 and, "
-                       f"on the sampler, sets unet_reuse 2 and the channels-last decode; steps unchanged. Trade-off: {PRESET_TRADE_OFFS['fast']}."}),
+                       f"on the sampler, sets unet_reuse 2, control_reuse 2 and the channels-last decode; steps unchanged. Trade-off: {PRESET_TRADE_OFFS['fast']}."}),
     }
 
 
@@ -34,8 +34,9 @@ def step_reuse_inputs() -> Dict[str, Any]:
     return {
         "control_reuse": ("INT", {
             "default": DEFAULT_CONTROL_REUSE, "min": 1, "max": MAX_INTERVAL,
-            "tooltip": "1 = off (default). N: inside their window the ControlNets run every N-th step and their result "
-                       "is reused on the steps between (less ControlNet work; the residuals change little late in the schedule)."}),
+            "tooltip": "1 = off here (default; the balanced and fast presets then use 2). N: inside their window the "
+                       "ControlNets run every N-th step and their result is reused on the steps between (less ControlNet "
+                       "work; the residuals change little late in the schedule). A value above 1 wins over the preset's."}),
         "unet_reuse": ("INT", {
             "default": DEFAULT_UNET_REUSE, "min": 1, "max": MAX_INTERVAL,
             "tooltip": "1 = off here (default; the balanced and fast presets then use 2). N: DeepCache - the full UNet "

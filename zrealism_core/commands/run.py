@@ -72,7 +72,7 @@ def add_job_arguments(p) -> None:
                         "--models adds its embeddings/ folder)")
     g.add_argument("--clip-skip", type=int, default=1, help="CLIP layer the prompts are read from: 1 = last (default), 2 = penultimate")
     g.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESET_NAMES),
-                   help="speed preset: balanced (default) = the full UNet every other step on the still (unet_reuse 2) and a channels-last VAE decode; "
+                   help="speed preset: balanced (default) = the full UNet and the ControlNets every other step on the still (unet_reuse 2, control_reuse 2) and a channels-last VAE decode; "
                         "quality = every setting as given (the output of earlier releases); fast = also guidance on the first "
                         "half of the steps, ControlNets once per step and ending by 0.6 (steps unchanged)")
     add_sampler_arguments(p)
