@@ -90,7 +90,8 @@ def window_notes(values: Dict[str, Any], params: Any, own_ends: Sequence[str] = 
 #
 # A preset overrides only these settings (no step count: fewer steps is the few-step path's
 # job, e.g. the lcm scheduler with an LCM LoRA). "quality" overrides nothing: it is the output of every release
-# before "balanced" became the default, bit for bit (saved workflows store their preset, so they keep it).
+# before "balanced" became the default, bit for bit (a workflow saved with a preset value keeps it; one saved before
+# the preset input existed gets the default, see docs/nodes.md).
 # "balanced" is quality with the still's UNet and ControlNet step reuse and a channels-last VAE decode, which keep the
 # picture (44.4 dB against quality, edge_f and colour ΔE unchanged to 0.01). Applied after params. The step reuse and
 # the decode layout are the still's only (STILL_ONLY), so on the clip
@@ -115,15 +116,16 @@ PRESET_TRADE_OFFS: Dict[str, str] = {
                "(the output of releases before balanced became the default, bit for bit)",
     "balanced": ("quality's settings, and on the still the full UNet runs every other step (unet_reuse 2: its outer "
                  "blocks only in between), the ControlNets' residuals serve two steps (control_reuse 2) and the VAE decode "
-                 "runs channels-last (~1e-5 from plain): 0.70x the FLOPs of quality's job, for a picture 44.4 dB from "
+                 "runs channels-last (~1e-5 from plain at most): 0.67x the FLOPs of quality's job, for a picture 44.4 dB from "
                  "quality's (256², 8 steps x 0.5, random weights), edge_f and colour ΔE unchanged to 0.01; on a real ComfyUI "
                  "server (CPU, 256²) it took 0.61 of the time of ComfyUI's native dual-ControlNet graph, quality 0.93; on the "
                  "clip it is quality"),
     "fast": ("classifier-free guidance stops after half the steps, the ControlNets run once per step (prompt branch, "
              "residuals shared) and stop by 0.6 of the schedule, and on the still the full UNet runs every other step "
-             "(unet_reuse 2: its outer blocks only in between) and the ControlNets' residuals serve two steps: 0.35x the UNet + ControlNet FLOPs of quality (0.54x of "
-             "the whole job), for a little less prompt adherence in the late steps and looser fine pose/edge alignment "
-             "(256², 4 steps, random weights: 27 dB PSNR against quality, of which unet_reuse costs 0.1 dB; edge_f "
+             "(unet_reuse 2: its outer blocks only in between) and the ControlNets' residuals serve two steps: 0.34x the UNet + "
+             "ControlNet FLOPs of quality (0.48x of the whole job), for a little less prompt adherence in the late steps "
+             "and looser fine pose/edge alignment (256², 4 steps, random weights: 27.1 dB PSNR against quality, of which "
+             "the step reuse costs 0.3 dB; edge_f "
              "and colour ΔE within 0.01 / 0.1); on a real ComfyUI server (CPU, 256²) fast took 0.41 of the time of "
              "ComfyUI's native dual-ControlNet graph, quality 0.93"),
 }
