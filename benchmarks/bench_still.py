@@ -18,10 +18,13 @@ Always printed with the load average: on a shared machine timings mean little wi
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
 import time
 
+
+from zrealism_core.runtime.instance_patch import method_replaced
 
 from ._common import (base_job, build_components, denoise_flops, fidelity, finish, inputs, job_parser, load_avg,
                       make_pipes, psnr, run_ours, run_plain, start)
@@ -74,9 +77,9 @@ class StageClock:
         for name, mod in (("text encode", sd.text_encoder), ("UNet", sd.unet), ("ControlNets", sd.controlnet)):
             self.handles.append(mod.register_forward_pre_hook(self._pre(name)))
             self.handles.append(mod.register_forward_hook(self._post(name)))
-        self.vae = sd.vae
+        self.wrappers = contextlib.ExitStack()  # the one way to wrap a method and take it off (runtime.instance_patch)
         for name, attr in (("VAE encode", "encode"), ("VAE decode", "decode")):
-            setattr(self.vae, attr, self._wrap(name, getattr(self.vae, attr)))
+            self.wrappers.enter_context(method_replaced(sd.vae, attr, self._wrap(name, getattr(sd.vae, attr))))
 
     def _pre(self, name):
         def hook(*_):
@@ -100,8 +103,7 @@ class StageClock:
     def close(self):
         for h in self.handles:
             h.remove()
-        for attr in ("encode", "decode"):
-            self.vae.__dict__.pop(attr, None)
+        self.wrappers.close()
 
 
 def residual_changes(pipe, job) -> list:

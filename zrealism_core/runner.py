@@ -51,7 +51,7 @@ class RunOptions:
     ip_weight: float = 0.6
     embedding_dirs: List[Path] = field(default_factory=list)  # for embedding:NAME in prompts
     clip_skip: int = 1  # 1 = CLIP's last layer, 2 = penultimate
-    preset: str = DEFAULT_PRESET  # speed preset (settings.PRESETS): "balanced" = unet_reuse 2; "fast"; "quality" = all off
+    preset: str = DEFAULT_PRESET  # speed preset (settings.PRESETS): "balanced" = step reuse + decode layout; "fast"; "quality" = all off
     # the still's sampler settings given explicitly, by the Dual ControlNet Sampler's input names (cfg, depth_start,
     # depth_method, detect_resolution, detail_scale, cfg_end, ...): they replace the analyzer's recommendation and
     # the node's defaults (commands/run.py SAMPLER_FLAGS)

@@ -1,8 +1,9 @@
 """The VAE decode in channels-last memory layout (a speed lever of the balanced and fast presets).
 
-On a CPU, oneDNN's convolutions run faster on channels-last tensors: the decode at 256² took 0.87-0.90 of its
-plain time (benchmarks/bench_vae_decode.py). The arithmetic is the same up to the order of the sums (largest pixel
-difference ~1e-5 of the 0..1 range), so it is off under `quality`, whose output stays bit-identical.
+On a CPU, oneDNN's convolutions can run faster on channels-last tensors: at 512² the decode took 0.865 of its plain
+time (benchmarks/bench_vae_decode.py); at 256² the gain is small (bench_still: 0.919 against 0.949 of plain
+diffusers' job). The arithmetic is the same up to the order of the sums (largest pixel difference ~1e-5 of the 0..1
+range, identical on bench_still's job), so it is off under `quality`, whose output stays bit-identical.
 """
 from __future__ import annotations
 
